@@ -1,0 +1,160 @@
+//! Configuration: read from the environment once at start, validated, then immutable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::http::HttpLimits;
+use crate::store::{ConnectOptions, PoolSettings};
+use crate::telemetry::LogFormat;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tienda.db";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: ConnectOptions,
+    pub pool: PoolSettings,
+    pub addr: SocketAddr,
+    pub environment: Environment,
+    pub http: HttpLimits,
+    /// How long in-flight requests may run on after a shutdown signal.
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+}
+
+/// A setting that cannot be used; the message names the variable and the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can configure without touching the process
+    /// environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let database = ConnectOptions::parse(&database_url).map_err(|e| invalid("DATABASE_URL", e))?;
+
+        let addr = match (get("TIENDA_ADDR"), get("PORT")) {
+            (Some(addr), _) => addr
+                .parse()
+                .map_err(|_| invalid("TIENDA_ADDR", format!("`{addr}` is not an address such as 127.0.0.1:8080")))?,
+            (None, Some(port)) => {
+                let port: u16 = port
+                    .parse()
+                    .map_err(|_| invalid("PORT", format!("`{port}` is not a port number")))?;
+                SocketAddr::from(([0, 0, 0, 0], port))
+            }
+            (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+
+        let environment = match get("TIENDA_ENV").as_deref() {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(invalid("TIENDA_ENV", format!("`{other}` is not development or production")));
+            }
+        };
+
+        let number = |key: &'static str, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+            match get(key) {
+                None => Ok(default),
+                Some(text) => match text.parse::<u64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(invalid(key, format!("`{text}` is not a whole number in {min}..={max}"))),
+                },
+            }
+        };
+        let max_connections = number("TIENDA_DB_MAX_CONNECTIONS", 10, 1, 1000)? as u32;
+        let acquire_timeout = Duration::from_secs(number("TIENDA_DB_TIMEOUT_SECS", 5, 1, 600)?);
+        let body_limit = number("TIENDA_BODY_LIMIT_BYTES", 1024 * 1024, 1024, 1 << 30)? as usize;
+        let request_timeout = Duration::from_secs(number("TIENDA_REQUEST_TIMEOUT_SECS", 30, 1, 3600)?);
+        let shutdown_grace = Duration::from_secs(number("TIENDA_SHUTDOWN_GRACE_SECS", 30, 0, 3600)?);
+
+        let log_format = match get("TIENDA_LOG_FORMAT").as_deref() {
+            None => LogFormat::detect(),
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => return Err(invalid("TIENDA_LOG_FORMAT", format!("`{other}` is not json or pretty"))),
+        };
+
+        Ok(Config {
+            database,
+            pool: PoolSettings {
+                max_connections,
+                acquire_timeout,
+            },
+            addr,
+            environment,
+            http: HttpLimits {
+                body_limit,
+                request_timeout,
+            },
+            shutdown_grace,
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_serve_sqlite_on_loopback() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.addr, "127.0.0.1:8080".parse().unwrap());
+        assert!(matches!(config.database, ConnectOptions::Sqlite(_)));
+        assert_eq!(config.http.body_limit, 1024 * 1024);
+        assert_eq!(config.environment, Environment::Development);
+    }
+
+    #[test]
+    fn port_binds_all_interfaces_as_on_heroku() {
+        let config = load(&[("PORT", "5000")]).unwrap();
+        assert_eq!(config.addr, "0.0.0.0:5000".parse().unwrap());
+        let config = load(&[("PORT", "5000"), ("TIENDA_ADDR", "127.0.0.1:9000")]).unwrap();
+        assert_eq!(config.addr, "127.0.0.1:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (pairs, variable) in [
+            (vec![("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
+            (vec![("TIENDA_ADDR", "nowhere")], "TIENDA_ADDR"),
+            (vec![("PORT", "99999")], "PORT"),
+            (vec![("TIENDA_ENV", "staging")], "TIENDA_ENV"),
+            (vec![("TIENDA_BODY_LIMIT_BYTES", "-1")], "TIENDA_BODY_LIMIT_BYTES"),
+            (vec![("TIENDA_LOG_FORMAT", "xml")], "TIENDA_LOG_FORMAT"),
+        ] {
+            assert_eq!(load(&pairs).unwrap_err().variable, variable);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! What crosses the wire: request parsing into domain types and response shapes.
+
+pub mod product;

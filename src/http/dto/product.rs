@@ -1,0 +1,106 @@
+//! The product as JSON, both ways.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::domain::money::Price;
+use crate::domain::product::{Description, Invalid, Product, ProductDraft, ProductName, ProductPatch, Sku, Stock};
+use crate::http::error::ApiError;
+use crate::http::json_body::{decode, Fields, JsonObject};
+
+/// Fields the server owns: sent back to us, they are rejected as read-only, not unknown.
+const READ_ONLY: &[&str] = &["id", "version", "created_at", "updated_at"];
+
+fn name(raw: &serde_json::value::RawValue) -> Result<ProductName, Invalid> {
+    ProductName::parse(&decode::string(raw)?)
+}
+fn description(raw: &serde_json::value::RawValue) -> Result<Description, Invalid> {
+    Description::parse(&decode::string(raw)?)
+}
+fn sku(raw: &serde_json::value::RawValue) -> Result<Sku, Invalid> {
+    Sku::parse(&decode::string(raw)?)
+}
+fn price(raw: &serde_json::value::RawValue) -> Result<Price, Invalid> {
+    Price::parse(&decode::decimal_text(raw)?).map_err(|e| Invalid::new(e.code(), e.to_string()))
+}
+fn stock(raw: &serde_json::value::RawValue) -> Result<Stock, Invalid> {
+    Stock::new(decode::integer(raw)?)
+}
+
+/// A POST or PUT body: every required field present, nothing unknown.
+pub fn parse_draft(body: JsonObject) -> Result<ProductDraft, ApiError> {
+    let mut fields = Fields::new(body);
+    let name = fields.required("name", name);
+    let description = fields.nullable("description", description);
+    let sku = fields.nullable("sku", sku);
+    let price = fields.required("price", price);
+    let stock = fields.required("stock", stock);
+    fields.finish(READ_ONLY)?;
+    match (name, price, stock) {
+        (Some(name), Some(price), Some(stock)) => Ok(ProductDraft {
+            name,
+            description: description.flatten(),
+            sku: sku.flatten(),
+            price,
+            stock,
+        }),
+        // finish() has already reported whatever made one of them missing.
+        _ => Err(ApiError::Validation(Vec::new())),
+    }
+}
+
+/// A merge-patch body (RFC 7396): absent leaves a field, `null` clears a nullable one.
+pub fn parse_patch(body: JsonObject) -> Result<ProductPatch, ApiError> {
+    let mut fields = Fields::new(body);
+    let patch = ProductPatch {
+        name: fields.optional("name", name),
+        description: fields.nullable("description", description),
+        sku: fields.nullable("sku", sku),
+        price: fields.optional("price", price),
+        stock: fields.optional("stock", stock),
+    };
+    fields.finish(READ_ONLY)?;
+    Ok(patch)
+}
+
+/// A product as the API returns it. `price` is a string with exactly two decimals, so no client
+/// JSON parser turns it into a binary float.
+#[derive(Debug, Serialize)]
+pub struct ProductResponse {
+    pub id: i64,
+    pub sku: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    pub price: String,
+    pub stock: i64,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+impl From<Product> for ProductResponse {
+    fn from(product: Product) -> Self {
+        let ProductDraft {
+            name,
+            description,
+            sku,
+            price,
+            stock,
+        } = product.draft;
+        ProductResponse {
+            id: product.id,
+            sku: sku.map(|s| s.as_str().to_owned()),
+            name: name.as_str().to_owned(),
+            description: description.map(|d| d.as_str().to_owned()),
+            price: price.to_string(),
+            stock: stock.units(),
+            version: product.version,
+            created_at: rfc3339(product.created_at),
+            updated_at: rfc3339(product.updated_at),
+        }
+    }
+}

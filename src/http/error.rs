@@ -1,0 +1,218 @@
+//! The one place where a failure becomes a status code and an RFC 9457 problem body.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::request_id;
+use crate::domain::product::Invalid;
+use crate::store::{Conflict, StoreError};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid input, named so a client can point at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, invalid: Invalid) -> Self {
+        FieldError {
+            field: field.into(),
+            code: invalid.code,
+            message: invalid.message,
+        }
+    }
+}
+
+/// Every way a request can fail. Handlers and extractors return these; only
+/// [`ApiError::into_response`] picks the status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("query parameters are invalid")]
+    InvalidQuery(Vec<FieldError>),
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("unsupported media type")]
+    UnsupportedMediaType(&'static str),
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict(kind) => ApiError::Conflict(kind),
+            StoreError::PreconditionFailed => ApiError::PreconditionFailed,
+            StoreError::Unavailable(cause) => ApiError::Unavailable(cause.to_string()),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// The problem body; `type` is what clients branch on.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    pub request_id: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &'static str, title: &'static str) -> Self {
+        Problem {
+            kind,
+            title,
+            status: status.as_u16(),
+            detail: None,
+            errors: Vec::new(),
+            request_id: request_id::current(),
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// Lists the invalid fields, with a count as the detail.
+    pub fn errors(self, errors: Vec<FieldError>) -> Self {
+        let detail = match errors.len() {
+            1 => "1 field is invalid".to_owned(),
+            n => format!("{n} fields are invalid"),
+        };
+        self.detail(detail).with_errors(errors)
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// The problem a bare framework status (405 from routing, 408 from the timeout) stands for.
+    pub fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Problem::new(status, "/problems/not-found", "Resource not found"),
+            StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+                status,
+                "/problems/method-not-allowed",
+                "Method not allowed on this resource",
+            ),
+            StatusCode::REQUEST_TIMEOUT => {
+                Problem::new(status, "/problems/timeout", "The request took too long")
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Problem::new(status, "/problems/payload-too-large", "Request body is too large")
+            }
+            s if s.is_server_error() => {
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "/problems/internal", "Internal server error")
+            }
+            s => Problem::new(s, "/problems/bad-request", "The request cannot be served"),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        use StatusCode as S;
+        let problem = match &self {
+            ApiError::Validation(errors) => {
+                Problem::new(S::UNPROCESSABLE_ENTITY, "/problems/validation", "Request body is invalid")
+                    .errors(errors.clone())
+            }
+            ApiError::InvalidQuery(errors) => Problem::new(
+                S::BAD_REQUEST,
+                "/problems/invalid-parameter",
+                "Query parameters are invalid",
+            )
+            .errors(errors.clone()),
+            ApiError::MalformedJson(reason) => {
+                Problem::new(S::BAD_REQUEST, "/problems/malformed-json", "Request body is not valid JSON")
+                    .detail(reason.clone())
+            }
+            ApiError::UnsupportedMediaType(expected) => Problem::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "/problems/unsupported-media-type",
+                "Unsupported content type",
+            )
+            .detail(format!("send the body as {expected}")),
+            ApiError::PayloadTooLarge => Problem::for_status(S::PAYLOAD_TOO_LARGE),
+            ApiError::NotFound => Problem::for_status(S::NOT_FOUND),
+            ApiError::Conflict(Conflict::DuplicateSku) => Problem::new(
+                S::CONFLICT,
+                "/problems/duplicate-sku",
+                "Another product already has this sku",
+            )
+            .detail("sku is already used by another product (compared case-insensitively)")
+            .with_errors(vec![FieldError {
+                field: "sku".into(),
+                code: "taken",
+                message: "already used by another product (case-insensitive)".into(),
+            }]),
+            ApiError::PreconditionFailed => Problem::new(
+                S::PRECONDITION_FAILED,
+                "/problems/precondition-failed",
+                "The resource has changed since you read it",
+            )
+            .detail("If-Match does not match the current ETag; fetch the resource again"),
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "dependency unavailable");
+                let mut response = Problem::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "/problems/unavailable",
+                    "A dependency is unavailable; try again shortly",
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+            ApiError::Internal(cause) => {
+                // The cause goes to the log, once, inside the request's span (which carries the
+                // request id); the client gets nothing of it.
+                tracing::error!(error = format!("{cause:#}"), "request failed");
+                Problem::for_status(S::INTERNAL_SERVER_ERROR)
+            }
+        };
+        problem.into_response()
+    }
+}

@@ -1,0 +1,226 @@
+//! Request bodies: a JSON object read field by field, so every field's problem can be named.
+//!
+//! We keep each field's raw JSON text until a domain type parses it: a price's digits reach
+//! [`Price::parse`](crate::domain::money::Price::parse) exactly as the client wrote them, and
+//! "absent", `null` and a value stay three different things, as JSON merge patch needs.
+
+use std::fmt;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, Method, StatusCode};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::error::{ApiError, FieldError};
+use crate::domain::product::Invalid;
+
+/// A request body that is a JSON object, in the order its fields were sent.
+#[derive(Debug)]
+pub struct JsonObject {
+    entries: Vec<(String, Box<RawValue>)>,
+}
+
+impl<'de> Deserialize<'de> for JsonObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = JsonObject;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonObject, A::Error> {
+                let mut entries: Vec<(String, Box<RawValue>)> = Vec::new();
+                while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
+                    if entries.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format!("duplicate field `{key}`")));
+                    }
+                    entries.push((key, value));
+                }
+                Ok(JsonObject { entries })
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// Whether a `Content-Type` is one of `accepted` (parameters allowed, charset only UTF-8).
+fn content_type_is(headers: &axum::http::HeaderMap, accepted: &[&str]) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mut parts = value.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or_default().to_ascii_lowercase();
+    let charset_ok = parts.all(|param| match param.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        _ => true,
+    });
+    charset_ok && accepted.contains(&essence.as_str())
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let accepted: &[&str] = if request.method() == Method::PATCH {
+            &["application/merge-patch+json", "application/json"]
+        } else {
+            &["application/json"]
+        };
+        if !content_type_is(request.headers(), accepted) {
+            return Err(ApiError::UnsupportedMediaType(accepted[0]));
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::MalformedJson("the body could not be read".into())
+            }
+        })?;
+        serde_json::from_slice::<JsonObject>(&bytes).map_err(|error| match error.classify() {
+            serde_json::error::Category::Data => ApiError::Validation(vec![FieldError {
+                field: "body".into(),
+                code: "invalid_type",
+                message: error.to_string(),
+            }]),
+            _ => ApiError::MalformedJson(error.to_string()),
+        })
+    }
+}
+
+/// A field as the body had it.
+pub enum Slot {
+    Absent,
+    Null,
+    Value(Box<RawValue>),
+}
+
+/// Reads fields out of a [`JsonObject`], collecting every problem instead of stopping at the
+/// first, then rejects what nobody read.
+pub struct Fields {
+    entries: Vec<(String, Box<RawValue>)>,
+    errors: Vec<FieldError>,
+}
+
+impl Fields {
+    pub fn new(body: JsonObject) -> Self {
+        Fields {
+            entries: body.entries,
+            errors: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Slot {
+        match self.entries.iter().position(|(k, _)| k == name) {
+            None => Slot::Absent,
+            Some(index) => {
+                let (_, raw) = self.entries.remove(index);
+                if raw.get() == "null" {
+                    Slot::Null
+                } else {
+                    Slot::Value(raw)
+                }
+            }
+        }
+    }
+
+    fn record<T>(&mut self, name: &str, result: Result<T, Invalid>) -> Option<T> {
+        result.map_err(|e| self.errors.push(FieldError::new(name, e))).ok()
+    }
+
+    /// A field that must be present and not null (POST, PUT).
+    pub fn required<T>(&mut self, name: &str, parse: impl FnOnce(&RawValue) -> Result<T, Invalid>) -> Option<T> {
+        match self.take(name) {
+            Slot::Absent => self.record(name, Err(Invalid::new("required", "is required"))),
+            Slot::Null => self.record(name, Err(null_not_allowed())),
+            Slot::Value(raw) => {
+                let parsed = parse(&raw);
+                self.record(name, parsed)
+            }
+        }
+    }
+
+    /// A field that may be absent but not null (a PATCH of a required field).
+    pub fn optional<T>(&mut self, name: &str, parse: impl FnOnce(&RawValue) -> Result<T, Invalid>) -> Option<T> {
+        match self.take(name) {
+            Slot::Absent => None,
+            Slot::Null => self.record(name, Err(null_not_allowed())),
+            Slot::Value(raw) => {
+                let parsed = parse(&raw);
+                self.record(name, parsed)
+            }
+        }
+    }
+
+    /// A nullable field: `None` when absent, `Some(None)` when null.
+    pub fn nullable<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&RawValue) -> Result<T, Invalid>,
+    ) -> Option<Option<T>> {
+        match self.take(name) {
+            Slot::Absent => None,
+            Slot::Null => Some(None),
+            Slot::Value(raw) => {
+                let parsed = parse(&raw);
+                self.record(name, parsed).map(Some)
+            }
+        }
+    }
+
+    /// Ends the reading: any field left is unknown, or read-only when listed as such.
+    pub fn finish(mut self, read_only: &[&str]) -> Result<(), ApiError> {
+        for (name, _) in std::mem::take(&mut self.entries) {
+            let invalid = if read_only.contains(&name.as_str()) {
+                Invalid::new("read_only", "is set by the server and cannot be written")
+            } else {
+                Invalid::new("unknown_field", "is not a field of this resource")
+            };
+            self.errors.push(FieldError::new(name, invalid));
+        }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}
+
+fn null_not_allowed() -> Invalid {
+    Invalid::new("null_not_allowed", "must not be null")
+}
+
+/// Decoders from raw JSON to plain values, each with the error a client should see.
+pub mod decode {
+    use super::*;
+
+    pub fn string(raw: &RawValue) -> Result<String, Invalid> {
+        serde_json::from_str::<String>(raw.get()).map_err(|_| Invalid::new("invalid_type", "must be a string"))
+    }
+
+    /// A JSON integer literal (no fraction, no exponent); `out_of_range` when it does not fit.
+    pub fn integer(raw: &RawValue) -> Result<i64, Invalid> {
+        let text = raw.get();
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Invalid::new("invalid_type", "must be an integer"));
+        }
+        text.parse::<i64>()
+            .map_err(|_| Invalid::new("out_of_range", "is out of range"))
+    }
+
+    /// A JSON number, or a string holding one; returns the decimal text as written.
+    pub fn decimal_text(raw: &RawValue) -> Result<String, Invalid> {
+        let text = raw.get();
+        if text.starts_with('"') {
+            string(raw)
+        } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            Ok(text.to_owned())
+        } else {
+            Err(Invalid::new("invalid_type", "must be a number or a string such as \"19.99\""))
+        }
+    }
+}

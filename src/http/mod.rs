@@ -1,0 +1,63 @@
+//! The one place that knows axum: the router, its layers, extractors and error rendering.
+
+mod dto;
+pub mod error;
+mod extract;
+mod json_body;
+mod problem_layer;
+pub mod request_id;
+mod routes;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{middleware, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::CompressionLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::state::AppState;
+use error::ApiError;
+use routes::products;
+
+/// Everything the server answers, with its layers.
+pub fn router(state: AppState) -> Router {
+    let limits = &state.config.http;
+    let api = Router::new()
+        .route("/products", get(products::list_products).post(products::create_product))
+        .route(
+            "/products/{id}",
+            get(products::get_product)
+                .put(products::replace_product)
+                .patch(products::patch_product)
+                .delete(products::delete_product),
+        );
+
+    // Compress what is worth it: JSON bodies over 1 KiB (smaller ones gain less than the
+    // framing costs), never problem bodies' tiny payloads or already-compressed media.
+    let compression = CompressionLayer::new()
+        .compress_when(SizeAbove::new(1024).and(NotForContentType::IMAGES).and(NotForContentType::GRPC));
+
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state.clone())
+        .layer(middleware::from_fn(problem_layer::middleware))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(DefaultBodyLimit::max(limits.body_limit))
+        .layer(compression)
+        .layer(CatchPanicLayer::custom(problem_layer::panic_response))
+        .layer(middleware::from_fn(request_id::middleware))
+}
+
+/// Limits of the HTTP layer, from configuration.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+}

@@ -1,0 +1,45 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use tienda::cli::{Cli, Command};
+use tienda::config::Config;
+use tienda::startup::{open_store, shutdown_signal, Application};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => return fail(&format!("configuration error: {error}")),
+    };
+    tienda::telemetry::init(config.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = match Application::build(config).await {
+                Ok(app) => app,
+                Err(error) => return fail(&error.to_string()),
+            };
+            if let Ok(addr) = app.local_addr() {
+                tracing::info!(%addr, "serving");
+            }
+            match app.run_until(shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(&format!("server error: {error}")),
+            }
+        }
+        Command::Migrate => match open_store(&config).await {
+            Ok(store) => {
+                store.close().await;
+                tracing::info!("migrations applied");
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(&error.to_string()),
+        },
+    }
+}
+
+/// One clear line on stderr and a failing exit code; no panic, no backtrace.
+fn fail(message: &str) -> ExitCode {
+    eprintln!("tienda: {message}");
+    ExitCode::FAILURE
+}

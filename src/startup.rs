@@ -1,0 +1,125 @@
+//! Building the application from its configuration, serving it, and stopping it gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::state::AppState;
+use crate::store::{Store, StoreError};
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to the database: {0}")]
+    Database(#[source] StoreError),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[source] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A migrated database and a bound listener, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// Connects and applies pending migrations.
+pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
+    let store = Store::connect(&config.database, &config.pool)
+        .await
+        .map_err(StartupError::Database)?;
+    store.migrate().await.map_err(StartupError::Migrate)?;
+    Ok(store)
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let store = open_store(&config).await?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        Ok(Application {
+            listener,
+            state: AppState {
+                store,
+                config: Arc::new(config),
+            },
+        })
+    }
+
+    /// The address actually bound (port 0 picks a free port).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
+    /// for at most the configured grace period, and closes the pool.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Application { listener, state } = self;
+        let grace = state.config.shutdown_grace;
+        let store = state.store.clone();
+        let app = crate::http::router(state);
+
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            });
+        let mut server = tokio::spawn(async move { server.await });
+
+        tokio::select! {
+            result = &mut server => return flatten(result),
+            () = shutdown => {}
+        }
+        tracing::info!(grace_secs = grace.as_secs(), "shutting down: no new connections, draining in-flight requests");
+        let _ = stop_tx.send(());
+        let outcome = match tokio::time::timeout(grace, &mut server).await {
+            Ok(result) => flatten(result),
+            Err(_) => {
+                tracing::warn!("grace period over: abandoning requests still in flight");
+                server.abort();
+                Ok(())
+            }
+        };
+        store.close().await;
+        tracing::info!("stopped");
+        outcome
+    }
+}
+
+fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
+    result.map_err(std::io::Error::other)?
+}
+
+/// Resolves on SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,57 @@
+use sqlx::migrate::MigrateError;
+
+/// What can go wrong in the store, in terms the layers above can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    /// An `If-Match` precondition did not hold; nothing was written.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// The database cannot be reached or is saturated; worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] MigrateError),
+    /// A stored row breaks a domain rule: the data was changed behind our back.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// The named kinds of conflict a write can run into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    DuplicateSku,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(error)
+            }
+            // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout: the writer is saturated.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+                StoreError::Unavailable(error)
+            }
+            _ => StoreError::Database(error),
+        }
+    }
+}
+
+/// Whether `error` is a unique violation of the constraint or index `name`. PostgreSQL names
+/// the constraint; SQLite names the indexed expression in its message instead, so callers pass
+/// the table too.
+pub(crate) fn is_unique_violation(error: &sqlx::Error, name: &str, table: &str) -> bool {
+    match error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => match db.constraint() {
+            Some(constraint) => constraint == name,
+            None => db.message().contains(&format!("{table}.")) || db.message().contains(name),
+        },
+        _ => false,
+    }
+}

@@ -1,0 +1,194 @@
+//! Persistence: the one place that knows sqlx and SQL.
+//!
+//! One store serves SQLite and PostgreSQL. The SQL text is shared where the dialects agree (they
+//! both take `$1` placeholders, `RETURNING`, row-value comparisons); the few places that differ
+//! are named [`Dialect`] methods. [`on_db!`] expands a block once per backend, so each query is
+//! written once and compiled against both drivers.
+
+mod error;
+pub mod products;
+mod timestamp;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub use error::{Conflict, StoreError};
+pub use timestamp::Timestamp;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Validated connection options, parsed from `DATABASE_URL` once at start.
+#[derive(Debug, Clone)]
+pub enum ConnectOptions {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
+impl ConnectOptions {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
+        match scheme {
+            "sqlite" => SqliteConnectOptions::from_str(url)
+                .map(Self::Sqlite)
+                .map_err(|e| format!("invalid SQLite URL: {e}")),
+            "postgres" | "postgresql" => PgConnectOptions::from_str(url)
+                .map(Self::Postgres)
+                .map_err(|e| format!("invalid PostgreSQL URL: {e}")),
+            _ => Err("must start with sqlite: or postgres://".into()),
+        }
+    }
+
+    pub fn backend(&self) -> Dialect {
+        match self {
+            Self::Sqlite(_) => Dialect::Sqlite,
+            Self::Postgres(_) => Dialect::Postgres,
+        }
+    }
+}
+
+/// Pool sizing and timeouts.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+/// The SQL dialect a block is running against, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Picks the statement for this dialect.
+    pub fn pick(self, sqlite: &'static str, postgres: &'static str) -> &'static str {
+        match self {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => postgres,
+        }
+    }
+
+    /// The statement that opens a transaction that will write. SQLite takes the write lock up
+    /// front (IMMEDIATE), so a read-then-write transaction never fails to upgrade its lock.
+    pub fn begin_write(self) -> &'static str {
+        self.pick("BEGIN IMMEDIATE", "BEGIN")
+    }
+
+    pub fn name(self) -> &'static str {
+        self.pick("sqlite", "postgres")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    /// SQLite allows one writer at a time; a one-connection writer pool queues writers in
+    /// process (fair, no busy-wait sleeps) while readers use the WAL concurrently.
+    Sqlite {
+        reader: SqlitePool,
+        writer: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$reader` and `$writer` bound to the backend's pools and `$dialect` to its
+/// [`Dialect`]. The body is compiled once per backend.
+macro_rules! on_db {
+    ($store:expr, |$reader:ident, $writer:ident, $dialect:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite { reader, writer } => {
+                #[allow(unused_variables)]
+                let ($reader, $writer, $dialect) = (reader, writer, $crate::store::Dialect::Sqlite);
+                $body
+            }
+            $crate::store::Pool::Postgres(pool) => {
+                #[allow(unused_variables)]
+                let ($reader, $writer, $dialect) = (pool, pool, $crate::store::Dialect::Postgres);
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// The database, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+}
+
+impl Store {
+    /// Connects (creating the SQLite file when missing) and checks the database answers.
+    pub async fn connect(options: &ConnectOptions, settings: &PoolSettings) -> Result<Self, StoreError> {
+        let pool = match options {
+            ConnectOptions::Sqlite(options) => {
+                // synchronous=FULL in WAL mode: a commit is acknowledged only after the WAL is
+                // fsynced, so an acknowledged write survives a crash or a power cut.
+                let options = options
+                    .clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5));
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_with(options.clone())
+                    .await?;
+                let reader = SqlitePoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_with(options.read_only(false))
+                    .await?;
+                Pool::Sqlite { reader, writer }
+            }
+            ConnectOptions::Postgres(options) => Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(settings.acquire_timeout)
+                    .connect_with(options.clone())
+                    .await?,
+            ),
+        };
+        Ok(Store { pool })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        on_db!(self, |_r, _w, dialect| dialect)
+    }
+
+    /// Applies the migrations embedded in the binary that the database has not seen yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite { writer, .. } => SQLITE_MIGRATIONS.run(writer).await?,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_db!(self, |reader, _w, _d| {
+            sqlx::query("SELECT 1").execute(reader).await?;
+        });
+        Ok(())
+    }
+
+    /// Waits for checked-out connections to come back, then closes every connection.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite { reader, writer } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}

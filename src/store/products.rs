@@ -1,0 +1,227 @@
+//! Products and the ledger rows their stock changes write.
+
+use sqlx::FromRow;
+use tracing::instrument;
+
+use super::error::is_unique_violation;
+use super::{on_db, Conflict, Store, StoreError, Timestamp};
+use crate::domain::etag::Precondition;
+use crate::domain::money::Price;
+use crate::domain::product::{Description, Product, ProductDraft, ProductName, Sku, Stock};
+
+const SKU_KEY: &str = "products_sku_key";
+
+/// The columns of a product, in the order [`ProductRow`] reads them.
+macro_rules! product_columns {
+    () => {
+        "id, sku, name, description, price_cents, stock, version, created_at, updated_at"
+    };
+}
+
+
+#[derive(Debug, FromRow)]
+pub(crate) struct ProductRow {
+    id: i64,
+    sku: Option<String>,
+    name: String,
+    description: Option<String>,
+    price_cents: i64,
+    stock: i64,
+    version: i64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl TryFrom<ProductRow> for Product {
+    type Error = StoreError;
+
+    fn try_from(row: ProductRow) -> Result<Self, Self::Error> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("product {}: {what}", row.id));
+        let draft = ProductDraft {
+            name: ProductName::parse(&row.name).map_err(|_| corrupt("name"))?,
+            description: row
+                .description
+                .as_deref()
+                .map(Description::parse)
+                .transpose()
+                .map_err(|_| corrupt("description"))?,
+            sku: row.sku.as_deref().map(Sku::parse).transpose().map_err(|_| corrupt("sku"))?,
+            price: Price::from_cents(row.price_cents).map_err(|_| corrupt("price"))?,
+            stock: Stock::new(row.stock).map_err(|_| corrupt("stock"))?,
+        };
+        Ok(Product {
+            id: row.id,
+            draft,
+            version: row.version,
+            created_at: row.created_at.0,
+            updated_at: row.updated_at.0,
+        })
+    }
+}
+
+fn map_write_error(error: sqlx::Error) -> StoreError {
+    if is_unique_violation(&error, SKU_KEY, "products") {
+        StoreError::Conflict(Conflict::DuplicateSku)
+    } else {
+        error.into()
+    }
+}
+
+const INSERT_PRODUCT: &str = concat!(
+    "INSERT INTO products (sku, name, description, price_cents, stock, version, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, 1, $6, $6) RETURNING ",
+    product_columns!()
+);
+const SELECT_PRODUCT: &str = concat!("SELECT ", product_columns!(), " FROM products WHERE id = $1");
+const SELECT_PRODUCT_FOR_UPDATE: &str = concat!(
+    "SELECT ",
+    product_columns!(),
+    " FROM products WHERE id = $1 FOR UPDATE"
+);
+const UPDATE_PRODUCT: &str = concat!(
+    "UPDATE products SET sku = $2, name = $3, description = $4, price_cents = $5, stock = $6, \
+     version = version + 1, updated_at = $7 WHERE id = $1 RETURNING ",
+    product_columns!()
+);
+const INSERT_LEDGER: &str = "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Why a ledger row was written by a product write (stock adjustments carry the client's reason).
+pub const REASON_INITIAL: &str = "initial stock";
+pub const REASON_MANUAL_SET: &str = "manual set";
+
+impl Store {
+    /// Inserts a product and its first ledger row in one transaction.
+    #[instrument(skip_all, err(level = "debug"))]
+    pub async fn create_product(&self, draft: &ProductDraft, actor: Option<i64>) -> Result<Product, StoreError> {
+        let now = Timestamp::now();
+        on_db!(self, |_reader, writer, dialect| {
+            let mut tx = writer.begin_with(dialect.begin_write()).await?;
+            let row: ProductRow = sqlx::query_as(INSERT_PRODUCT)
+                .bind(draft.sku.as_ref().map(Sku::as_str))
+                .bind(draft.name.as_str())
+                .bind(draft.description.as_ref().map(Description::as_str))
+                .bind(draft.price.cents())
+                .bind(draft.stock.units())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_write_error)?;
+            sqlx::query(INSERT_LEDGER)
+                .bind(row.id)
+                .bind(row.stock)
+                .bind(row.stock)
+                .bind(REASON_INITIAL)
+                .bind(actor)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Product::try_from(row)
+        })
+    }
+
+    #[instrument(skip_all, fields(product_id = id), err(level = "debug"))]
+    pub async fn get_product(&self, id: i64) -> Result<Product, StoreError> {
+        on_db!(self, |reader, _writer, _dialect| {
+            let row: Option<ProductRow> = sqlx::query_as(SELECT_PRODUCT).bind(id).fetch_optional(reader).await?;
+            row.ok_or(StoreError::NotFound).and_then(Product::try_from)
+        })
+    }
+
+    /// Replaces the client-owned fields with what `change` makes of the current ones, when
+    /// `precondition` holds, bumping `version`. A stock change writes a `manual set` ledger row.
+    /// Read, check and write happen under the row's write lock, in one transaction.
+    #[instrument(skip_all, fields(product_id = id), err(level = "debug"))]
+    pub async fn update_product(
+        &self,
+        id: i64,
+        precondition: &Precondition,
+        actor: Option<i64>,
+        change: impl FnOnce(&ProductDraft) -> ProductDraft,
+    ) -> Result<Product, StoreError> {
+        let now = Timestamp::now();
+        on_db!(self, |_reader, writer, dialect| {
+            let mut tx = writer.begin_with(dialect.begin_write()).await?;
+            let current: Option<ProductRow> =
+                sqlx::query_as(dialect.pick(SELECT_PRODUCT, SELECT_PRODUCT_FOR_UPDATE))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let current = Product::try_from(current.ok_or(StoreError::NotFound)?)?;
+            if !precondition.holds(current.version) {
+                return Err(StoreError::PreconditionFailed);
+            }
+            let draft = change(&current.draft);
+            let row: ProductRow = sqlx::query_as(UPDATE_PRODUCT)
+                .bind(id)
+                .bind(draft.sku.as_ref().map(Sku::as_str))
+                .bind(draft.name.as_str())
+                .bind(draft.description.as_ref().map(Description::as_str))
+                .bind(draft.price.cents())
+                .bind(draft.stock.units())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_write_error)?;
+            let delta = draft.stock.units() - current.draft.stock.units();
+            if delta != 0 {
+                sqlx::query(INSERT_LEDGER)
+                    .bind(id)
+                    .bind(delta)
+                    .bind(row.stock)
+                    .bind(REASON_MANUAL_SET)
+                    .bind(actor)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Product::try_from(row)
+        })
+    }
+
+    /// Deletes a product when `precondition` holds. Its ledger goes with it (ON DELETE CASCADE).
+    #[instrument(skip_all, fields(product_id = id), err(level = "debug"))]
+    pub async fn delete_product(&self, id: i64, precondition: &Precondition) -> Result<(), StoreError> {
+        on_db!(self, |_reader, writer, dialect| {
+            let mut tx = writer.begin_with(dialect.begin_write()).await?;
+            let version: Option<i64> = sqlx::query_scalar(dialect.pick(
+                "SELECT version FROM products WHERE id = $1",
+                "SELECT version FROM products WHERE id = $1 FOR UPDATE",
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let version = version.ok_or(StoreError::NotFound)?;
+            if !precondition.holds(version) {
+                return Err(StoreError::PreconditionFailed);
+            }
+            sqlx::query("DELETE FROM products WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+impl Store {
+    /// One offset page by id, and the number of products.
+    #[instrument(skip_all, err(level = "debug"))]
+    pub async fn list_products_page(&self, page: u64, per_page: u64) -> Result<(Vec<Product>, u64), StoreError> {
+        let offset = i64::try_from((page - 1).saturating_mul(per_page)).unwrap_or(i64::MAX);
+        on_db!(self, |reader, _writer, _dialect| {
+            let rows: Vec<ProductRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                product_columns!(),
+                " FROM products ORDER BY id LIMIT $1 OFFSET $2"
+            ))
+            .bind(per_page as i64)
+            .bind(offset)
+            .fetch_all(reader)
+            .await?;
+            let total: i64 = sqlx::query_scalar("SELECT count(*) FROM products").fetch_one(reader).await?;
+            let products = rows.into_iter().map(Product::try_from).collect::<Result<_, _>>()?;
+            Ok((products, total as u64))
+        })
+    }
+}
