@@ -57,9 +57,12 @@ impl Config {
         let database = ConnectOptions::parse(&database_url).map_err(|e| invalid("DATABASE_URL", e))?;
 
         let addr = match (get("TIENDA_ADDR"), get("PORT")) {
-            (Some(addr), _) => addr
-                .parse()
-                .map_err(|_| invalid("TIENDA_ADDR", format!("`{addr}` is not an address such as 127.0.0.1:8080")))?,
+            (Some(addr), _) => addr.parse().map_err(|_| {
+                invalid(
+                    "TIENDA_ADDR",
+                    format!("`{addr}` is not an address such as 127.0.0.1:8080"),
+                )
+            })?,
             (None, Some(port)) => {
                 let port: u16 = port
                     .parse()
@@ -73,7 +76,10 @@ impl Config {
             None | Some("development") => Environment::Development,
             Some("production") => Environment::Production,
             Some(other) => {
-                return Err(invalid("TIENDA_ENV", format!("`{other}` is not development or production")));
+                return Err(invalid(
+                    "TIENDA_ENV",
+                    format!("`{other}` is not development or production"),
+                ));
             }
         };
 
@@ -82,7 +88,10 @@ impl Config {
                 None => Ok(default),
                 Some(text) => match text.parse::<u64>() {
                     Ok(n) if (min..=max).contains(&n) => Ok(n),
-                    _ => Err(invalid(key, format!("`{text}` is not a whole number in {min}..={max}"))),
+                    _ => Err(invalid(
+                        key,
+                        format!("`{text}` is not a whole number in {min}..={max}"),
+                    )),
                 },
             }
         };
@@ -96,7 +105,12 @@ impl Config {
             None => LogFormat::detect(),
             Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
-            Some(other) => return Err(invalid("TIENDA_LOG_FORMAT", format!("`{other}` is not json or pretty"))),
+            Some(other) => {
+                return Err(invalid(
+                    "TIENDA_LOG_FORMAT",
+                    format!("`{other}` is not json or pretty"),
+                ));
+            }
         };
 
         Ok(Config {
@@ -123,7 +137,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 

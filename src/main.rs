@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tienda::cli::{Cli, Command};
 use tienda::config::Config;
-use tienda::startup::{open_store, shutdown_signal, Application};
+use tienda::startup::{Application, open_store, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {

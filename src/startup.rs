@@ -82,7 +82,10 @@ impl Application {
             result = &mut server => return flatten(result),
             () = shutdown => {}
         }
-        tracing::info!(grace_secs = grace.as_secs(), "shutting down: no new connections, draining in-flight requests");
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: no new connections, draining in-flight requests"
+        );
         let _ = stop_tx.send(());
         let outcome = match tokio::time::timeout(grace, &mut server).await {
             Ok(result) => flatten(result),

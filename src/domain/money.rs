@@ -181,14 +181,24 @@ mod tests {
 
     #[test]
     fn rejects_negative_and_huge_prices() {
-        for text in ["-1", "-0.01", "1000000000.01", "1e10", "1e1000000000000", "99999999999999999999999"] {
+        for text in [
+            "-1",
+            "-0.01",
+            "1000000000.01",
+            "1e10",
+            "1e1000000000000",
+            "99999999999999999999999",
+        ] {
             assert_eq!(Price::parse(text), Err(MoneyError::OutOfRange), "{text}");
         }
     }
 
     #[test]
     fn rejects_text_that_is_not_a_json_number() {
-        for text in ["", " 1", "1 ", "+1", "01", "1.", ".5", "1e", "1e+", "abc", "1,5", "NaN", "Infinity", "0x10", "1.2.3"] {
+        for text in [
+            "", " 1", "1 ", "+1", "01", "1.", ".5", "1e", "1e+", "abc", "1,5", "NaN", "Infinity", "0x10",
+            "1.2.3",
+        ] {
             assert_eq!(Price::parse(text), Err(MoneyError::InvalidFormat), "{text:?}");
         }
     }

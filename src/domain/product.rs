@@ -42,7 +42,10 @@ impl ProductName {
             return Err(Invalid::new("too_long", "at most 200 characters"));
         }
         if has_forbidden_control(trimmed, false) {
-            return Err(Invalid::new("invalid_character", "must not contain control characters"));
+            return Err(Invalid::new(
+                "invalid_character",
+                "must not contain control characters",
+            ));
         }
         Ok(ProductName(trimmed.to_owned()))
     }
@@ -178,9 +181,15 @@ mod tests {
     fn name_is_trimmed_and_counted_in_characters() {
         assert_eq!(ProductName::parse("  Tee \n").map(|n| n.0), Ok("Tee".into()));
         assert!(ProductName::parse(&"é".repeat(200)).is_ok());
-        assert_eq!(ProductName::parse(&"é".repeat(201)).map_err(|e| e.code), Err("too_long"));
+        assert_eq!(
+            ProductName::parse(&"é".repeat(201)).map_err(|e| e.code),
+            Err("too_long")
+        );
         assert_eq!(ProductName::parse(" \t ").map_err(|e| e.code), Err("blank"));
-        assert_eq!(ProductName::parse("a\u{0}b").map_err(|e| e.code), Err("invalid_character"));
+        assert_eq!(
+            ProductName::parse("a\u{0}b").map_err(|e| e.code),
+            Err("invalid_character")
+        );
     }
 
     #[test]
@@ -188,8 +197,14 @@ mod tests {
         assert!(Description::parse("line\nline\ttab").is_ok());
         assert!(Description::parse("").is_ok());
         assert!(Description::parse(&"x".repeat(5000)).is_ok());
-        assert_eq!(Description::parse(&"x".repeat(5001)).map_err(|e| e.code), Err("too_long"));
-        assert_eq!(Description::parse("a\u{0}").map_err(|e| e.code), Err("invalid_character"));
+        assert_eq!(
+            Description::parse(&"x".repeat(5001)).map_err(|e| e.code),
+            Err("too_long")
+        );
+        assert_eq!(
+            Description::parse("a\u{0}").map_err(|e| e.code),
+            Err("invalid_character")
+        );
     }
 
     #[test]

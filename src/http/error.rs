@@ -1,6 +1,6 @@
 //! The one place where a failure becomes a status code and an RFC 9457 problem body.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -126,9 +126,11 @@ impl Problem {
             StatusCode::PAYLOAD_TOO_LARGE => {
                 Problem::new(status, "/problems/payload-too-large", "Request body is too large")
             }
-            s if s.is_server_error() => {
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "/problems/internal", "Internal server error")
-            }
+            s if s.is_server_error() => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "/problems/internal",
+                "Internal server error",
+            ),
             s => Problem::new(s, "/problems/bad-request", "The request cannot be served"),
         }
     }
@@ -154,20 +156,24 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         use StatusCode as S;
         let problem = match &self {
-            ApiError::Validation(errors) => {
-                Problem::new(S::UNPROCESSABLE_ENTITY, "/problems/validation", "Request body is invalid")
-                    .errors(errors.clone())
-            }
+            ApiError::Validation(errors) => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "/problems/validation",
+                "Request body is invalid",
+            )
+            .errors(errors.clone()),
             ApiError::InvalidQuery(errors) => Problem::new(
                 S::BAD_REQUEST,
                 "/problems/invalid-parameter",
                 "Query parameters are invalid",
             )
             .errors(errors.clone()),
-            ApiError::MalformedJson(reason) => {
-                Problem::new(S::BAD_REQUEST, "/problems/malformed-json", "Request body is not valid JSON")
-                    .detail(reason.clone())
-            }
+            ApiError::MalformedJson(reason) => Problem::new(
+                S::BAD_REQUEST,
+                "/problems/malformed-json",
+                "Request body is not valid JSON",
+            )
+            .detail(reason.clone()),
             ApiError::UnsupportedMediaType(expected) => Problem::new(
                 S::UNSUPPORTED_MEDIA_TYPE,
                 "/problems/unsupported-media-type",

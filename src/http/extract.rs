@@ -58,7 +58,11 @@ fn combined(parts: &Parts, name: header::HeaderName) -> Option<String> {
         .headers
         .get_all(name)
         .iter()
-        .map(|v| v.to_str().map(str::to_owned).unwrap_or_else(|_| "\"\u{0}\"".to_owned()))
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|_| "\"\u{0}\"".to_owned())
+        })
         .collect();
     (!values.is_empty()).then(|| values.join(", "))
 }
@@ -71,7 +75,17 @@ mod tests {
     fn only_canonical_positive_integers_are_ids() {
         assert_eq!(parse_id("42"), Some(42));
         assert_eq!(parse_id("9223372036854775807"), Some(i64::MAX));
-        for bad in ["", "0", "042", "-1", "+1", "abc", "1.0", "9223372036854775808", " 1"] {
+        for bad in [
+            "",
+            "0",
+            "042",
+            "-1",
+            "+1",
+            "abc",
+            "1.0",
+            "9223372036854775808",
+            " 1",
+        ] {
             assert_eq!(parse_id(bad), None, "{bad:?}");
         }
     }

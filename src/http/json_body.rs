@@ -8,9 +8,9 @@ use std::fmt;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, Method, StatusCode};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use axum::http::{Method, StatusCode, header};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::error::{ApiError, FieldError};
@@ -128,11 +128,17 @@ impl Fields {
     }
 
     fn record<T>(&mut self, name: &str, result: Result<T, Invalid>) -> Option<T> {
-        result.map_err(|e| self.errors.push(FieldError::new(name, e))).ok()
+        result
+            .map_err(|e| self.errors.push(FieldError::new(name, e)))
+            .ok()
     }
 
     /// A field that must be present and not null (POST, PUT).
-    pub fn required<T>(&mut self, name: &str, parse: impl FnOnce(&RawValue) -> Result<T, Invalid>) -> Option<T> {
+    pub fn required<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&RawValue) -> Result<T, Invalid>,
+    ) -> Option<T> {
         match self.take(name) {
             Slot::Absent => self.record(name, Err(Invalid::new("required", "is required"))),
             Slot::Null => self.record(name, Err(null_not_allowed())),
@@ -144,7 +150,11 @@ impl Fields {
     }
 
     /// A field that may be absent but not null (a PATCH of a required field).
-    pub fn optional<T>(&mut self, name: &str, parse: impl FnOnce(&RawValue) -> Result<T, Invalid>) -> Option<T> {
+    pub fn optional<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&RawValue) -> Result<T, Invalid>,
+    ) -> Option<T> {
         match self.take(name) {
             Slot::Absent => None,
             Slot::Null => self.record(name, Err(null_not_allowed())),
@@ -198,7 +208,8 @@ pub mod decode {
     use super::*;
 
     pub fn string(raw: &RawValue) -> Result<String, Invalid> {
-        serde_json::from_str::<String>(raw.get()).map_err(|_| Invalid::new("invalid_type", "must be a string"))
+        serde_json::from_str::<String>(raw.get())
+            .map_err(|_| Invalid::new("invalid_type", "must be a string"))
     }
 
     /// A JSON integer literal (no fraction, no exponent); `out_of_range` when it does not fit.
@@ -220,7 +231,10 @@ pub mod decode {
         } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
             Ok(text.to_owned())
         } else {
-            Err(Invalid::new("invalid_type", "must be a number or a string such as \"19.99\""))
+            Err(Invalid::new(
+                "invalid_type",
+                "must be a number or a string such as \"19.99\"",
+            ))
         }
     }
 }

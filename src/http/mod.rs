@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use axum::{middleware, Router};
+use axum::{Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::state::AppState;
@@ -26,7 +26,10 @@ use routes::products;
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.http;
     let api = Router::new()
-        .route("/products", get(products::list_products).post(products::create_product))
+        .route(
+            "/products",
+            get(products::list_products).post(products::create_product),
+        )
         .route(
             "/products/{id}",
             get(products::get_product)
@@ -37,8 +40,11 @@ pub fn router(state: AppState) -> Router {
 
     // Compress what is worth it: JSON bodies over 1 KiB (smaller ones gain less than the
     // framing costs), never problem bodies' tiny payloads or already-compressed media.
-    let compression = CompressionLayer::new()
-        .compress_when(SizeAbove::new(1024).and(NotForContentType::IMAGES).and(NotForContentType::GRPC));
+    let compression = CompressionLayer::new().compress_when(
+        SizeAbove::new(1024)
+            .and(NotForContentType::IMAGES)
+            .and(NotForContentType::GRPC),
+    );
 
     Router::new()
         .nest("/api/v1", api)

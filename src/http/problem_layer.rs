@@ -3,11 +3,11 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::{Problem, PROBLEM_JSON};
+use super::error::{PROBLEM_JSON, Problem};
 
 pub async fn middleware(request: Request, next: Next) -> Response {
     let response = next.run(request).await;

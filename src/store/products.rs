@@ -4,7 +4,7 @@ use sqlx::FromRow;
 use tracing::instrument;
 
 use super::error::is_unique_violation;
-use super::{on_db, Conflict, Store, StoreError, Timestamp};
+use super::{Conflict, Store, StoreError, Timestamp, on_db};
 use crate::domain::etag::Precondition;
 use crate::domain::money::Price;
 use crate::domain::product::{Description, Product, ProductDraft, ProductName, Sku, Stock};
@@ -17,7 +17,6 @@ macro_rules! product_columns {
         "id, sku, name, description, price_cents, stock, version, created_at, updated_at"
     };
 }
-
 
 #[derive(Debug, FromRow)]
 pub(crate) struct ProductRow {
@@ -45,7 +44,12 @@ impl TryFrom<ProductRow> for Product {
                 .map(Description::parse)
                 .transpose()
                 .map_err(|_| corrupt("description"))?,
-            sku: row.sku.as_deref().map(Sku::parse).transpose().map_err(|_| corrupt("sku"))?,
+            sku: row
+                .sku
+                .as_deref()
+                .map(Sku::parse)
+                .transpose()
+                .map_err(|_| corrupt("sku"))?,
             price: Price::from_cents(row.price_cents).map_err(|_| corrupt("price"))?,
             stock: Stock::new(row.stock).map_err(|_| corrupt("stock"))?,
         };
@@ -93,7 +97,11 @@ pub const REASON_MANUAL_SET: &str = "manual set";
 impl Store {
     /// Inserts a product and its first ledger row in one transaction.
     #[instrument(skip_all, err(level = "debug"))]
-    pub async fn create_product(&self, draft: &ProductDraft, actor: Option<i64>) -> Result<Product, StoreError> {
+    pub async fn create_product(
+        &self,
+        draft: &ProductDraft,
+        actor: Option<i64>,
+    ) -> Result<Product, StoreError> {
         let now = Timestamp::now();
         on_db!(self, |_reader, writer, dialect| {
             let mut tx = writer.begin_with(dialect.begin_write()).await?;
@@ -124,7 +132,10 @@ impl Store {
     #[instrument(skip_all, fields(product_id = id), err(level = "debug"))]
     pub async fn get_product(&self, id: i64) -> Result<Product, StoreError> {
         on_db!(self, |reader, _writer, _dialect| {
-            let row: Option<ProductRow> = sqlx::query_as(SELECT_PRODUCT).bind(id).fetch_optional(reader).await?;
+            let row: Option<ProductRow> = sqlx::query_as(SELECT_PRODUCT)
+                .bind(id)
+                .fetch_optional(reader)
+                .await?;
             row.ok_or(StoreError::NotFound).and_then(Product::try_from)
         })
     }
@@ -197,7 +208,10 @@ impl Store {
             if !precondition.holds(version) {
                 return Err(StoreError::PreconditionFailed);
             }
-            sqlx::query("DELETE FROM products WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM products WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -207,7 +221,11 @@ impl Store {
 impl Store {
     /// One offset page by id, and the number of products.
     #[instrument(skip_all, err(level = "debug"))]
-    pub async fn list_products_page(&self, page: u64, per_page: u64) -> Result<(Vec<Product>, u64), StoreError> {
+    pub async fn list_products_page(
+        &self,
+        page: u64,
+        per_page: u64,
+    ) -> Result<(Vec<Product>, u64), StoreError> {
         let offset = i64::try_from((page - 1).saturating_mul(per_page)).unwrap_or(i64::MAX);
         on_db!(self, |reader, _writer, _dialect| {
             let rows: Vec<ProductRow> = sqlx::query_as(concat!(
@@ -219,8 +237,13 @@ impl Store {
             .bind(offset)
             .fetch_all(reader)
             .await?;
-            let total: i64 = sqlx::query_scalar("SELECT count(*) FROM products").fetch_one(reader).await?;
-            let products = rows.into_iter().map(Product::try_from).collect::<Result<_, _>>()?;
+            let total: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
+                .fetch_one(reader)
+                .await?;
+            let products = rows
+                .into_iter()
+                .map(Product::try_from)
+                .collect::<Result<_, _>>()?;
             Ok((products, total as u64))
         })
     }

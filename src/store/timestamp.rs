@@ -29,10 +29,7 @@ impl Type<Sqlite> for Timestamp {
 }
 
 impl<'q> Encode<'q, Sqlite> for Timestamp {
-    fn encode_by_ref(
-        &self,
-        buf: &mut <Sqlite as Database>::ArgumentBuffer,
-    ) -> Result<IsNull, BoxDynError> {
+    fn encode_by_ref(&self, buf: &mut <Sqlite as Database>::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
         <i64 as Encode<Sqlite>>::encode(self.0.timestamp_micros(), buf)
     }
 }
@@ -56,10 +53,7 @@ impl Type<Postgres> for Timestamp {
 }
 
 impl<'q> Encode<'q, Postgres> for Timestamp {
-    fn encode_by_ref(
-        &self,
-        buf: &mut <Postgres as Database>::ArgumentBuffer,
-    ) -> Result<IsNull, BoxDynError> {
+    fn encode_by_ref(&self, buf: &mut <Postgres as Database>::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
         <DateTime<Utc> as Encode<Postgres>>::encode_by_ref(&self.0, buf)
     }
 }

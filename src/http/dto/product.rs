@@ -4,9 +4,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::domain::money::Price;
-use crate::domain::product::{Description, Invalid, Product, ProductDraft, ProductName, ProductPatch, Sku, Stock};
+use crate::domain::product::{
+    Description, Invalid, Product, ProductDraft, ProductName, ProductPatch, Sku, Stock,
+};
 use crate::http::error::ApiError;
-use crate::http::json_body::{decode, Fields, JsonObject};
+use crate::http::json_body::{Fields, JsonObject, decode};
 
 /// Fields the server owns: sent back to us, they are rejected as read-only, not unknown.
 const READ_ONLY: &[&str] = &["id", "version", "created_at", "updated_at"];

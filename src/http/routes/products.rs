@@ -1,15 +1,15 @@
 //! `/api/v1/products`: thin handlers from DTOs to the store and back.
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::instrument;
 
 use crate::domain::etag::{self, Precondition};
 use crate::domain::product::Product;
-use crate::http::dto::product::{parse_draft, parse_patch, ProductResponse};
+use crate::http::dto::product::{ProductResponse, parse_draft, parse_patch};
 use crate::http::error::ApiError;
 use crate::http::extract::{IfNoneMatch, ResourceId};
 use crate::http::json_body::JsonObject;
@@ -21,10 +21,10 @@ fn product_response(status: StatusCode, product: Product) -> Response {
     if let Ok(tag) = HeaderValue::from_str(&etag::for_version(product.version)) {
         headers.insert(header::ETAG, tag);
     }
-    if status == StatusCode::CREATED {
-        if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/products/{}", product.id)) {
-            headers.insert(header::LOCATION, location);
-        }
+    if status == StatusCode::CREATED
+        && let Ok(location) = HeaderValue::from_str(&format!("/api/v1/products/{}", product.id))
+    {
+        headers.insert(header::LOCATION, location);
     }
     (status, headers, Json(ProductResponse::from(product))).into_response()
 }

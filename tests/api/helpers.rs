@@ -1,0 +1,306 @@
+//! `TestApp`: the real server on a random port with a database of its own.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Once;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tienda::config::Config;
+use tienda::startup::Application;
+
+pub const PG_ENV: &str = "TIENDA_TEST_DATABASE_URL";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each test body once per backend: `name::sqlite` and `name::postgres`.
+macro_rules! both_backends {
+    ($(
+        $(#[$meta:meta])*
+        async fn $name:ident($app:ident) $body:block
+    )*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await.unwrap();
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some($app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await else {
+                    return;
+                };
+                $body
+            }
+        }
+    )*};
+}
+
+/// Says once per run, past the test harness's output capture, that PostgreSQL is skipped.
+fn warn_postgres_skipped() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** WARNING: {PG_ENV} is not set: every PostgreSQL variant of the API tests is SKIPPED \
+             (it returns at once). Set it, e.g. {PG_ENV}=postgres://postgres@127.0.0.1:5432/test ***\n"
+        );
+    });
+}
+
+enum TestDb {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    db: TestDb,
+}
+
+impl TestApp {
+    /// `None` for PostgreSQL when it is not configured.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Spawns with extra configuration variables.
+    pub async fn spawn_with(backend: Backend, settings: &[(&str, &str)]) -> Option<TestApp> {
+        let (database_url, db) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("tienda.db").display());
+                (url, TestDb::Sqlite(dir))
+            }
+            Backend::Postgres => {
+                let Ok(admin_url) = std::env::var(PG_ENV) else {
+                    warn_postgres_skipped();
+                    return None;
+                };
+                let name = format!("tienda_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .expect("cannot reach the PostgreSQL in TIENDA_TEST_DATABASE_URL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                let mut url = url::Url::parse(&admin_url).unwrap();
+                url.set_path(&name);
+                (url.to_string(), TestDb::Postgres { admin_url, name })
+            }
+        };
+        let mut vars: Vec<(String, String)> = vec![
+            ("DATABASE_URL".into(), database_url.clone()),
+            ("TIENDA_ADDR".into(), "127.0.0.1:0".into()),
+            ("TIENDA_LOG_FORMAT".into(), "json".into()),
+            ("TIENDA_DB_MAX_CONNECTIONS".into(), "5".into()),
+        ];
+        vars.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config =
+            Config::from_lookup(|key| vars.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+                .unwrap();
+        let app = Application::build(config).await.unwrap();
+        let addr: SocketAddr = app.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Some(TestApp {
+            address: format!("http://{addr}"),
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            database_url,
+            shutdown: Some(tx),
+            db,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path).send().await.unwrap()
+    }
+
+    /// Sends `body` as `application/json`.
+    pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> Response {
+        self.request(method, path)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends a raw body with the given content type.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Response {
+        let mut request = self.request(method, path).body(body.to_owned());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Creates a product and returns its JSON.
+    pub async fn create_product(&self, body: Value) -> Value {
+        let response = self.send_json(Method::POST, "/api/v1/products", &body).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "creating {body}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn get_product(&self, id: i64) -> Value {
+        let response = self.get(&format!("/api/v1/products/{id}")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    /// The number of products, straight from the database.
+    pub async fn product_count(&self) -> i64 {
+        self.scalar("SELECT count(*) FROM products").await
+    }
+
+    /// The sum of a product's ledger, straight from the database.
+    pub async fn ledger_sum(&self, id: i64) -> i64 {
+        self.scalar(&format!(
+            "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM stock_ledger WHERE product_id = {id}"
+        ))
+        .await
+    }
+
+    async fn scalar(&self, sql: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.db {
+            TestDb::Sqlite(_) => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+            TestDb::Postgres { .. } => {
+                let mut conn = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+        }
+    }
+
+    /// Asserts the invariant of the inventory: stock equals the sum of the ledger.
+    pub async fn assert_stock_matches_ledger(&self, id: i64) {
+        let stock = self
+            .scalar(&format!("SELECT stock FROM products WHERE id = {id}"))
+            .await;
+        assert_eq!(
+            stock,
+            self.ledger_sum(id).await,
+            "stock of product {id} differs from its ledger sum"
+        );
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let TestDb::Postgres { admin_url, name } = &self.db {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime; a thread with its own runtime can block.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A valid product body, distinct per `n`.
+pub fn product_body(n: u32) -> Value {
+    json!({
+        "name": format!("Product {n}"),
+        "description": "100% cotton",
+        "sku": format!("SKU-{n}"),
+        "price": "19.99",
+        "stock": 12
+    })
+}
+
+/// Asserts a problem+json answer with `status` and `type`, and returns its body.
+pub async fn assert_problem(response: Response, status: StatusCode, kind: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "content type was {content_type}"
+    );
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], kind, "problem type in {body}");
+    assert_eq!(body["status"], status.as_u16(), "problem status in {body}");
+    assert_eq!(body["request_id"], request_id.as_str(), "request id in {body}");
+    body
+}
+
+/// The `field` names of a problem's `errors`.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `code` of the error naming `field`.
+pub fn error_code(problem: &Value, field: &str) -> String {
+    problem["errors"]
+        .as_array()
+        .and_then(|errors| errors.iter().find(|e| e["field"] == field))
+        .and_then(|e| e["code"].as_str())
+        .unwrap_or_else(|| panic!("no error for {field} in {problem}"))
+        .to_owned()
+}

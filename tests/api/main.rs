@@ -1,0 +1,10 @@
+//! Black-box tests: each spawns the real application on port 0 with a fresh database and talks
+//! HTTP to it. Every test runs on SQLite, and on PostgreSQL when `TIENDA_TEST_DATABASE_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod helpers;
+mod errors;
+mod process;
+mod products;
+mod validation;
