@@ -25,6 +25,30 @@ pub struct Config {
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    /// The server secret (`TIENDA_JWT_SECRET`); keys for tokens and cursors derive from it.
+    pub secret: Secret,
+}
+
+/// Key material that never shows up in `Debug` output or logs.
+#[derive(Clone)]
+pub struct Secret {
+    bytes: Vec<u8>,
+    /// Generated at start because none was configured: dies with the process.
+    pub ephemeral: bool,
+}
+
+impl Secret {
+    pub const MIN_LEN: usize = 32;
+
+    pub fn expose(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret(<{} bytes redacted>)", self.bytes.len())
+    }
 }
 
 /// A setting that cannot be used; the message names the variable and the problem.
@@ -113,7 +137,46 @@ impl Config {
             }
         };
 
+        let secret = match (get("TIENDA_JWT_SECRET"), environment) {
+            (Some(text), _) if text.len() >= Secret::MIN_LEN => Secret {
+                bytes: text.into_bytes(),
+                ephemeral: false,
+            },
+            (Some(_), Environment::Production) => {
+                return Err(invalid(
+                    "TIENDA_JWT_SECRET",
+                    "must be at least 32 bytes in production",
+                ));
+            }
+            (None, Environment::Production) => {
+                return Err(invalid(
+                    "TIENDA_JWT_SECRET",
+                    "must be set in production (at least 32 bytes)",
+                ));
+            }
+            (Some(_), Environment::Development) => {
+                return Err(invalid(
+                    "TIENDA_JWT_SECRET",
+                    "must be at least 32 bytes (or unset in development)",
+                ));
+            }
+            (None, Environment::Development) => {
+                let mut bytes = vec![0u8; 32];
+                getrandom::fill(&mut bytes).map_err(|e| {
+                    invalid(
+                        "TIENDA_JWT_SECRET",
+                        format!("cannot generate a random secret: {e}"),
+                    )
+                })?;
+                Secret {
+                    bytes,
+                    ephemeral: true,
+                }
+            }
+        };
+
         Ok(Config {
+            secret,
             database,
             pool: PoolSettings {
                 max_connections,
@@ -154,6 +217,21 @@ mod tests {
     }
 
     #[test]
+    fn the_secret_is_random_in_development_and_required_in_production() {
+        let a = load(&[]).unwrap().secret;
+        let b = load(&[]).unwrap().secret;
+        assert!(a.ephemeral && a.expose().len() == 32 && a.expose() != b.expose());
+        let long = "s".repeat(32);
+        let config = load(&[("TIENDA_ENV", "production"), ("TIENDA_JWT_SECRET", &long)]).unwrap();
+        assert!(!config.secret.ephemeral);
+        assert_eq!(config.secret.expose(), long.as_bytes());
+        assert!(
+            !format!("{config:?}").contains(&long),
+            "Debug must not print the secret"
+        );
+    }
+
+    #[test]
     fn port_binds_all_interfaces_as_on_heroku() {
         let config = load(&[("PORT", "5000")]).unwrap();
         assert_eq!(config.addr, "0.0.0.0:5000".parse().unwrap());
@@ -170,6 +248,11 @@ mod tests {
             (vec![("TIENDA_ENV", "staging")], "TIENDA_ENV"),
             (vec![("TIENDA_BODY_LIMIT_BYTES", "-1")], "TIENDA_BODY_LIMIT_BYTES"),
             (vec![("TIENDA_LOG_FORMAT", "xml")], "TIENDA_LOG_FORMAT"),
+            (vec![("TIENDA_ENV", "production")], "TIENDA_JWT_SECRET"),
+            (
+                vec![("TIENDA_ENV", "production"), ("TIENDA_JWT_SECRET", "short")],
+                "TIENDA_JWT_SECRET",
+            ),
         ] {
             assert_eq!(load(&pairs).unwrap_err().variable, variable);
         }

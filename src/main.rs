@@ -13,6 +13,12 @@ async fn main() -> ExitCode {
         Err(error) => return fail(&format!("configuration error: {error}")),
     };
     tienda::telemetry::init(config.log_format);
+    if config.secret.ephemeral {
+        tracing::warn!(
+            "TIENDA_JWT_SECRET is not set: using a random secret for this process only; \
+             tokens and cursors die with it, and instances behind a load balancer will not accept each other's"
+        );
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = match Application::build(config).await {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::domain::cursor::CursorCodec;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
@@ -52,6 +53,7 @@ impl Application {
         Ok(Application {
             listener,
             state: AppState {
+                cursors: CursorCodec::from_secret(config.secret.expose()),
                 store,
                 config: Arc::new(config),
             },

@@ -1,5 +1,7 @@
 //! Pure types and rules; depends on nothing else in the crate.
 
+pub mod cursor;
 pub mod etag;
+pub mod listing;
 pub mod money;
 pub mod product;

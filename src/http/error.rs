@@ -36,6 +36,8 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("query parameters are invalid")]
     InvalidQuery(Vec<FieldError>),
+    #[error("malformed query string")]
+    MalformedQuery,
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
     #[error("unsupported media type")]
@@ -60,6 +62,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(kind) => ApiError::Conflict(kind),
             StoreError::PreconditionFailed => ApiError::PreconditionFailed,
+            StoreError::InvalidCursor => ApiError::InvalidQuery(vec![FieldError::new(
+                "cursor",
+                Invalid::new("invalid_cursor", "is not a cursor this API issued"),
+            )]),
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause.to_string()),
             other => ApiError::Internal(other.into()),
         }
@@ -168,6 +174,12 @@ impl IntoResponse for ApiError {
                 "Query parameters are invalid",
             )
             .errors(errors.clone()),
+            ApiError::MalformedQuery => Problem::new(
+                S::BAD_REQUEST,
+                "/problems/invalid-parameter",
+                "Query parameters are invalid",
+            )
+            .detail("the query string is not valid application/x-www-form-urlencoded"),
             ApiError::MalformedJson(reason) => Problem::new(
                 S::BAD_REQUEST,
                 "/problems/malformed-json",

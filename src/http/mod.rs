@@ -4,6 +4,7 @@ mod dto;
 pub mod error;
 mod extract;
 mod json_body;
+mod list_query;
 mod problem_layer;
 pub mod request_id;
 mod routes;

@@ -17,6 +17,9 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] MigrateError),
+    /// A keyset position whose value does not fit the sort key.
+    #[error("invalid cursor position")]
+    InvalidCursor,
     /// A stored row breaks a domain rule: the data was changed behind our back.
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -6,6 +6,7 @@
 //! written once and compiled against both drivers.
 
 mod error;
+pub mod listing;
 pub mod products;
 mod timestamp;
 

@@ -217,34 +217,3 @@ impl Store {
         })
     }
 }
-
-impl Store {
-    /// One offset page by id, and the number of products.
-    #[instrument(skip_all, err(level = "debug"))]
-    pub async fn list_products_page(
-        &self,
-        page: u64,
-        per_page: u64,
-    ) -> Result<(Vec<Product>, u64), StoreError> {
-        let offset = i64::try_from((page - 1).saturating_mul(per_page)).unwrap_or(i64::MAX);
-        on_db!(self, |reader, _writer, _dialect| {
-            let rows: Vec<ProductRow> = sqlx::query_as(concat!(
-                "SELECT ",
-                product_columns!(),
-                " FROM products ORDER BY id LIMIT $1 OFFSET $2"
-            ))
-            .bind(per_page as i64)
-            .bind(offset)
-            .fetch_all(reader)
-            .await?;
-            let total: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
-                .fetch_one(reader)
-                .await?;
-            let products = rows
-                .into_iter()
-                .map(Product::try_from)
-                .collect::<Result<_, _>>()?;
-            Ok((products, total as u64))
-        })
-    }
-}

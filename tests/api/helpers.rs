@@ -304,3 +304,73 @@ pub fn error_code(problem: &Value, field: &str) -> String {
         .unwrap_or_else(|| panic!("no error for {field} in {problem}"))
         .to_owned()
 }
+
+impl TestApp {
+    /// Creates one product per body, a few requests at a time, and returns them in input order.
+    pub async fn seed(&self, bodies: Vec<Value>) -> Vec<Value> {
+        let mut created = Vec::with_capacity(bodies.len());
+        for chunk in bodies.chunks(8) {
+            let mut tasks = Vec::new();
+            for body in chunk {
+                let request = self
+                    .request(Method::POST, "/api/v1/products")
+                    .header("content-type", "application/json")
+                    .body(body.to_string());
+                tasks.push(tokio::spawn(async move { request.send().await.unwrap() }));
+            }
+            for task in tasks {
+                let response = task.await.unwrap();
+                assert_eq!(response.status(), StatusCode::CREATED);
+                created.push(response.json::<Value>().await.unwrap());
+            }
+        }
+        created
+    }
+
+    /// GETs a path and returns the JSON body and the `Link` header, asserting 200.
+    pub async fn get_page(&self, path: &str) -> (Value, Option<String>) {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        let link = response
+            .headers()
+            .get("link")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (response.json().await.unwrap(), link)
+    }
+
+    /// Follows `next_cursor` from `first` to the end; returns every item in order.
+    pub async fn walk_cursor(&self, first: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let (mut page, _) = self.get_page(first).await;
+        loop {
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(cursor) => {
+                    let path = format!("/api/v1/products?cursor={}", urlencode(cursor));
+                    page = self.get_page(&path).await.0;
+                }
+                None => return items,
+            }
+        }
+    }
+
+    /// Walks numbered pages from 1 to `total_pages`; returns every item in order.
+    pub async fn walk_pages(&self, query: &str, per_page: u64) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut page = 1;
+        loop {
+            let sep = if query.is_empty() { "" } else { "&" };
+            let path = format!("/api/v1/products?{query}{sep}page={page}&per_page={per_page}");
+            let (body, _) = self.get_page(&path).await;
+            items.extend(body["items"].as_array().unwrap().iter().cloned());
+            if page >= body["total_pages"].as_u64().unwrap() {
+                return items;
+            }
+            page += 1;
+        }
+    }
+}
+
+pub fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

@@ -5,6 +5,7 @@
 #[macro_use]
 mod helpers;
 mod errors;
+mod listing;
 mod process;
 mod products;
 mod validation;

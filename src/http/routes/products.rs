@@ -1,18 +1,20 @@
 //! `/api/v1/products`: thin handlers from DTOs to the store and back.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::instrument;
 
 use crate::domain::etag::{self, Precondition};
+use crate::domain::listing::{ListQuery, Page};
 use crate::domain::product::Product;
 use crate::http::dto::product::{ProductResponse, parse_draft, parse_patch};
 use crate::http::error::ApiError;
 use crate::http::extract::{IfNoneMatch, ResourceId};
 use crate::http::json_body::JsonObject;
+use crate::http::list_query;
 use crate::state::AppState;
 
 /// A product with its `ETag`, as every single-product answer carries it.
@@ -94,6 +96,7 @@ pub async fn delete_product(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// An offset page.
 #[derive(Serialize)]
 pub struct ProductPage {
     items: Vec<ProductResponse>,
@@ -103,43 +106,76 @@ pub struct ProductPage {
     total_pages: u64,
 }
 
+/// A keyset page.
+#[derive(Serialize)]
+pub struct ProductCursorPage {
+    items: Vec<ProductResponse>,
+    next_cursor: Option<String>,
+}
+
+fn link(pairs: &[(&str, String)], rel: &str) -> String {
+    let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
+    format!("</api/v1/products?{query}>; rel=\"{rel}\"")
+}
+
 #[instrument(skip_all)]
 pub async fn list_products(
     State(state): State<AppState>,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
-) -> Result<Json<ProductPage>, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|_| ApiError::InvalidQuery(vec![]))?;
-    let mut page = 1u64;
-    let mut per_page = 20u64;
-    let mut errors = Vec::new();
-    for (key, value) in pairs {
-        let bad = |code, message: &str| crate::http::error::FieldError {
-            field: key.clone(),
-            code,
-            message: message.to_owned(),
-        };
-        match key.as_str() {
-            "page" => match value.parse::<u64>() {
-                Ok(n) if n >= 1 => page = n,
-                _ => errors.push(bad("invalid", "must be an integer >= 1")),
-            },
-            "per_page" => match value.parse::<u64>() {
-                Ok(n) if (1..=100).contains(&n) => per_page = n,
-                _ => errors.push(bad("invalid", "must be an integer in 1..=100")),
-            },
-            _ => errors.push(bad("unknown_parameter", "is not a parameter of this resource")),
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|_| ApiError::MalformedQuery)?;
+    let query = list_query::parse(&pairs, &state.cursors)?;
+    let listed = state.store.list_products(&query).await?;
+    let items: Vec<ProductResponse> = listed.items.into_iter().map(ProductResponse::from).collect();
+    let explicit_sort = query.sort != ListQuery::effective_sort(&query.filters, None);
+    let base = list_query::filter_query(&query.filters, query.sort, explicit_sort);
+    let mut links = Vec::new();
+    let response = match query.page {
+        Page::Offset { page, per_page } => {
+            let total = listed.total.unwrap_or_default();
+            let total_pages = total.div_ceil(per_page);
+            let at = |n: u64| {
+                let mut pairs = base.clone();
+                pairs.push(("page", n.to_string()));
+                pairs.push(("per_page", per_page.to_string()));
+                pairs
+            };
+            links.push(link(&at(1), "first"));
+            if page > 1 {
+                links.push(link(&at((page - 1).min(total_pages.max(1))), "prev"));
+            }
+            if page < total_pages {
+                links.push(link(&at(page + 1), "next"));
+            }
+            links.push(link(&at(total_pages.max(1)), "last"));
+            Json(ProductPage {
+                items,
+                page,
+                per_page,
+                total,
+                total_pages,
+            })
+            .into_response()
         }
+        Page::Keyset { limit, .. } => {
+            let next_cursor = listed
+                .next
+                .map(|after| state.cursors.encode(query.sort, &query.filters, limit, after));
+            if let Some(cursor) = &next_cursor {
+                links.push(link(
+                    &[("cursor", cursor.clone()), ("limit", limit.to_string())],
+                    "next",
+                ));
+            }
+            Json(ProductCursorPage { items, next_cursor }).into_response()
+        }
+    };
+    let mut response = response;
+    if !links.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&links.join(", "))
+    {
+        response.headers_mut().insert(header::LINK, value);
     }
-    if !errors.is_empty() {
-        return Err(ApiError::InvalidQuery(errors));
-    }
-    let (products, total) = state.store.list_products_page(page, per_page).await?;
-    Ok(Json(ProductPage {
-        items: products.into_iter().map(ProductResponse::from).collect(),
-        page,
-        per_page,
-        total,
-        total_pages: total.div_ceil(per_page),
-    }))
+    Ok(response)
 }

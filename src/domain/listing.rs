@@ -1,0 +1,230 @@
+//! What a product listing asks for: filters, a sort with its tie-break, and a page.
+
+use serde::{Deserialize, Serialize};
+
+use super::money::Price;
+
+/// The keys a listing can be sorted on. `Relevance` is the order of a full-text search when
+/// no sort is given; it cannot be asked for by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SortKey {
+    #[serde(rename = "id")]
+    Id,
+    #[serde(rename = "name")]
+    Name,
+    #[serde(rename = "price")]
+    Price,
+    #[serde(rename = "stock")]
+    Stock,
+    #[serde(rename = "created_at")]
+    CreatedAt,
+    #[serde(rename = "updated_at")]
+    UpdatedAt,
+    #[serde(rename = "relevance")]
+    Relevance,
+}
+
+impl SortKey {
+    /// The names a client may use in `sort`.
+    pub const PUBLIC: [SortKey; 6] = [
+        SortKey::Id,
+        SortKey::Name,
+        SortKey::Price,
+        SortKey::Stock,
+        SortKey::CreatedAt,
+        SortKey::UpdatedAt,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Id => "id",
+            SortKey::Name => "name",
+            SortKey::Price => "price",
+            SortKey::Stock => "stock",
+            SortKey::CreatedAt => "created_at",
+            SortKey::UpdatedAt => "updated_at",
+            SortKey::Relevance => "relevance",
+        }
+    }
+}
+
+/// A sort key and direction; ties are always broken by `id` in the same direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl Sort {
+    pub const DEFAULT: Sort = Sort {
+        key: SortKey::Id,
+        descending: false,
+    };
+
+    /// `name` or `-name`, for the public keys.
+    pub fn parse(text: &str) -> Option<Sort> {
+        let (descending, name) = match text.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, text),
+        };
+        SortKey::PUBLIC
+            .into_iter()
+            .find(|key| key.name() == name)
+            .map(|key| Sort { key, descending })
+    }
+
+    pub fn render(self) -> String {
+        format!("{}{}", if self.descending { "-" } else { "" }, self.key.name())
+    }
+}
+
+/// Full-text search terms: whitespace-separated, each holding at least one letter or digit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchQuery(String);
+
+impl SearchQuery {
+    pub const MAX_CHARS: usize = 200;
+
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        if text.chars().count() > Self::MAX_CHARS {
+            return Err("at most 200 characters");
+        }
+        if text.chars().any(char::is_control) {
+            return Err("must not contain control characters");
+        }
+        let terms: Vec<&str> = text
+            .split_whitespace()
+            .filter(|t| t.chars().any(char::is_alphanumeric))
+            .collect();
+        if terms.is_empty() {
+            return Err("must contain at least one letter or digit");
+        }
+        Ok(SearchQuery(terms.join(" ")))
+    }
+
+    /// The normalised text (terms joined by one space).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn terms(&self) -> impl Iterator<Item = &str> {
+        self.0.split(' ')
+    }
+}
+
+/// Which products a listing includes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filters {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub q: Option<SearchQuery>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub min_price: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_price: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub in_stock: Option<bool>,
+}
+
+impl Filters {
+    pub fn min_price(&self) -> Option<Price> {
+        self.min_price.and_then(|c| Price::from_cents(c).ok())
+    }
+
+    pub fn max_price(&self) -> Option<Price> {
+        self.max_price.and_then(|c| Price::from_cents(c).ok())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Filters::default()
+    }
+}
+
+/// The value of the sort key of the last item on a page, where the next page starts after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KeyValue {
+    Int(i64),
+    Text(String),
+    Score(f64),
+}
+
+/// The position after which a keyset page starts: the sort key's value and the id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct After {
+    pub key: KeyValue,
+    pub id: i64,
+}
+
+/// How a listing is paged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Page {
+    /// Classic numbered pages, with a total.
+    Offset { page: u64, per_page: u64 },
+    /// Keyset pages: `limit` items after `after` (from the start when `None`).
+    Keyset { limit: u64, after: Option<After> },
+}
+
+/// A whole listing request, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub filters: Filters,
+    pub sort: Sort,
+    pub page: Page,
+}
+
+impl ListQuery {
+    /// The effective sort: relevance when searching without an explicit sort.
+    pub fn effective_sort(filters: &Filters, requested: Option<Sort>) -> Sort {
+        match (requested, &filters.q) {
+            (Some(sort), _) => sort,
+            (None, Some(_)) => Sort {
+                key: SortKey::Relevance,
+                descending: false,
+            },
+            (None, None) => Sort::DEFAULT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_parses_each_public_key_both_ways() {
+        for key in SortKey::PUBLIC {
+            let asc = Sort::parse(key.name()).unwrap();
+            assert_eq!((asc.key, asc.descending), (key, false));
+            let desc = Sort::parse(&format!("-{}", key.name())).unwrap();
+            assert_eq!((desc.key, desc.descending), (key, true));
+            assert_eq!(Sort::parse(&desc.render()), Some(desc));
+        }
+        for bad in [
+            "",
+            "-",
+            "relevance",
+            "-relevance",
+            "price ",
+            "+price",
+            "PRICE",
+            "--price",
+            "colour",
+        ] {
+            assert_eq!(Sort::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn search_query_needs_a_word() {
+        assert_eq!(
+            SearchQuery::parse("  red   shirt ").unwrap().as_str(),
+            "red shirt"
+        );
+        assert_eq!(SearchQuery::parse("red !!").unwrap().as_str(), "red");
+        assert!(SearchQuery::parse("").is_err());
+        assert!(SearchQuery::parse("  ").is_err());
+        assert!(SearchQuery::parse("!! --").is_err());
+        assert!(SearchQuery::parse(&"a".repeat(201)).is_err());
+        assert!(SearchQuery::parse("a\u{0}").is_err());
+    }
+}
