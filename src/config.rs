@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::auth::client_ip::TrustedProxies;
+use crate::auth::throttle::ThrottleSettings;
+use crate::domain::user::{Email, Password};
 use crate::http::HttpLimits;
 use crate::store::{ConnectOptions, PoolSettings};
 use crate::telemetry::LogFormat;
@@ -27,6 +30,21 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The server secret (`TIENDA_JWT_SECRET`); keys for tokens and cursors derive from it.
     pub secret: Secret,
+    pub auth: AuthSettings,
+    /// `REDIS_URL`: shared login throttle (and cache) when set.
+    pub redis_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// `TIENDA_PROTECT_READS`: product reads need a valid token too.
+    pub protect_reads: bool,
+    /// The first admin, created at start when missing.
+    pub bootstrap_admin: Option<(Email, Password)>,
+    pub trusted_proxies: TrustedProxies,
+    pub throttle: ThrottleSettings,
 }
 
 /// Key material that never shows up in `Debug` output or logs.
@@ -175,7 +193,66 @@ impl Config {
             }
         };
 
+        let flag = |key: &'static str| -> Result<bool, ConfigError> {
+            match get(key).as_deref() {
+                None | Some("false") | Some("0") => Ok(false),
+                Some("true") | Some("1") => Ok(true),
+                Some(other) => Err(invalid(key, format!("`{other}` is not true or false"))),
+            }
+        };
+        let bootstrap_admin = match (get("TIENDA_ADMIN_EMAIL"), lookup("TIENDA_ADMIN_PASSWORD")) {
+            (None, None) => None,
+            (Some(email), Some(password)) => Some((
+                Email::parse(&email).map_err(|e| invalid("TIENDA_ADMIN_EMAIL", e.message))?,
+                Password::new_password(password).map_err(|e| invalid("TIENDA_ADMIN_PASSWORD", e.message))?,
+            )),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "TIENDA_ADMIN_PASSWORD",
+                    "must be set with TIENDA_ADMIN_EMAIL",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "TIENDA_ADMIN_EMAIL",
+                    "must be set with TIENDA_ADMIN_PASSWORD",
+                ));
+            }
+        };
+        let auth = AuthSettings {
+            access_token_ttl: Duration::from_secs(number(
+                "TIENDA_ACCESS_TOKEN_TTL_SECS",
+                15 * 60,
+                10,
+                86_400,
+            )?),
+            refresh_token_ttl: Duration::from_secs(number(
+                "TIENDA_REFRESH_TOKEN_TTL_SECS",
+                30 * 86_400,
+                60,
+                365 * 86_400,
+            )?),
+            protect_reads: flag("TIENDA_PROTECT_READS")?,
+            bootstrap_admin,
+            trusted_proxies: TrustedProxies::parse(&get("TIENDA_TRUSTED_PROXIES").unwrap_or_default())
+                .map_err(|e| invalid("TIENDA_TRUSTED_PROXIES", e))?,
+            throttle: ThrottleSettings {
+                window: Duration::from_secs(number("TIENDA_LOGIN_WINDOW_SECS", 15 * 60, 1, 86_400)?),
+                max_failures_per_email: number("TIENDA_LOGIN_MAX_FAILURES_PER_EMAIL", 5, 1, 1_000_000)?,
+                max_failures_per_client: number("TIENDA_LOGIN_MAX_FAILURES_PER_CLIENT", 20, 1, 1_000_000)?,
+            },
+        };
+        let redis_url = match get("REDIS_URL") {
+            None => None,
+            Some(url) => {
+                redis::Client::open(url.as_str()).map_err(|e| invalid("REDIS_URL", e.to_string()))?;
+                Some(url)
+            }
+        };
+
         Ok(Config {
+            auth,
+            redis_url,
             secret,
             database,
             pool: PoolSettings {
@@ -249,6 +326,30 @@ mod tests {
             (vec![("TIENDA_BODY_LIMIT_BYTES", "-1")], "TIENDA_BODY_LIMIT_BYTES"),
             (vec![("TIENDA_LOG_FORMAT", "xml")], "TIENDA_LOG_FORMAT"),
             (vec![("TIENDA_ENV", "production")], "TIENDA_JWT_SECRET"),
+            (vec![("TIENDA_PROTECT_READS", "yes")], "TIENDA_PROTECT_READS"),
+            (
+                vec![("TIENDA_ADMIN_EMAIL", "a@example.com")],
+                "TIENDA_ADMIN_PASSWORD",
+            ),
+            (
+                vec![
+                    ("TIENDA_ADMIN_EMAIL", "nope"),
+                    ("TIENDA_ADMIN_PASSWORD", "long enough"),
+                ],
+                "TIENDA_ADMIN_EMAIL",
+            ),
+            (
+                vec![
+                    ("TIENDA_ADMIN_EMAIL", "a@example.com"),
+                    ("TIENDA_ADMIN_PASSWORD", "short"),
+                ],
+                "TIENDA_ADMIN_PASSWORD",
+            ),
+            (
+                vec![("TIENDA_TRUSTED_PROXIES", "10.0.0.0/99")],
+                "TIENDA_TRUSTED_PROXIES",
+            ),
+            (vec![("REDIS_URL", "nonsense")], "REDIS_URL"),
             (
                 vec![("TIENDA_ENV", "production"), ("TIENDA_JWT_SECRET", "short")],
                 "TIENDA_JWT_SECRET",

@@ -1,9 +1,12 @@
 //! tienda: a product catalogue and inventory API.
 
+pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod services;
 pub mod startup;
 pub mod state;
 pub mod store;

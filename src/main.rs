@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tienda::cli::{Cli, Command};
+use tienda::cli::{Cli, Command, UsersCommand};
+use tienda::commands;
 use tienda::config::Config;
 use tienda::startup::{Application, open_store, shutdown_signal};
 
@@ -40,6 +41,17 @@ async fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(error) => fail(&error.to_string()),
+        },
+        Command::Users(UsersCommand::Create {
+            email,
+            role,
+            password_stdin,
+        }) => match commands::create_user(&config, &email, &role, password_stdin).await {
+            Ok(id) => {
+                println!("created user {id} ({email}, {role})");
+                ExitCode::SUCCESS
+            }
+            Err(message) => fail(&message),
         },
     }
 }

@@ -6,8 +6,14 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use redis::aio::ConnectionManager;
+
+use crate::auth::password::Passwords;
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::tokens::AccessTokens;
 use crate::config::Config;
 use crate::domain::cursor::CursorCodec;
+use crate::services::auth::AuthService;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
@@ -18,6 +24,12 @@ pub enum StartupError {
     Database(#[source] StoreError),
     #[error("cannot migrate the database: {0}")]
     Migrate(#[source] StoreError),
+    #[error("cannot connect to Redis: {0}")]
+    Redis(#[source] redis::RedisError),
+    #[error("cannot set up authentication: {0}")]
+    Auth(String),
+    #[error("cannot create the first admin: {0}")]
+    Bootstrap(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -41,9 +53,62 @@ pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     Ok(store)
 }
 
+/// Connects to Redis when configured.
+async fn connect_redis(config: &Config) -> Result<Option<ConnectionManager>, StartupError> {
+    let Some(url) = &config.redis_url else {
+        return Ok(None);
+    };
+    let client = redis::Client::open(url.as_str()).map_err(StartupError::Redis)?;
+    let manager_config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(3)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(3)))
+        .set_number_of_retries(2);
+    let manager = ConnectionManager::new_with_config(client, manager_config)
+        .await
+        .map_err(StartupError::Redis)?;
+    Ok(Some(manager))
+}
+
+/// The authentication service for `config`: keys, hasher, throttle (shared through Redis when
+/// there is one).
+pub async fn auth_service(
+    config: &Config,
+    store: &Store,
+    redis: Option<&ConnectionManager>,
+) -> Result<AuthService, StartupError> {
+    let passwords = Passwords::new()
+        .await
+        .map_err(|e| StartupError::Auth(e.to_string()))?;
+    let tokens = AccessTokens::new(config.secret.expose(), config.auth.access_token_ttl)
+        .map_err(|e| StartupError::Auth(e.to_string()))?;
+    let settings = config.auth.throttle.clone();
+    let throttle = match redis {
+        Some(redis) => LoginThrottle::redis(settings, redis.clone()),
+        None => LoginThrottle::in_memory(settings),
+    };
+    Ok(AuthService::new(
+        store.clone(),
+        passwords,
+        tokens,
+        throttle,
+        config.auth.refresh_token_ttl,
+    ))
+}
+
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let store = open_store(&config).await?;
+        let redis = connect_redis(&config).await?;
+        let auth = auth_service(&config, &store, redis.as_ref()).await?;
+        if let Some((email, password)) = &config.auth.bootstrap_admin {
+            let created = auth
+                .ensure_admin(email, password.clone())
+                .await
+                .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+            if created {
+                tracing::info!(email = email.as_str(), "first admin created");
+            }
+        }
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| StartupError::Bind {
@@ -54,6 +119,8 @@ impl Application {
             listener,
             state: AppState {
                 cursors: CursorCodec::from_secret(config.secret.expose()),
+                auth,
+                redis,
                 store,
                 config: Arc::new(config),
             },

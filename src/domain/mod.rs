@@ -5,3 +5,4 @@ pub mod etag;
 pub mod listing;
 pub mod money;
 pub mod product;
+pub mod user;

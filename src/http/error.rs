@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::request_id;
 use crate::domain::product::Invalid;
+use crate::services::auth::AuthError;
 use crate::store::{Conflict, StoreError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -46,6 +47,18 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("not found")]
     NotFound,
+    /// No credentials were presented.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// A bearer token or refresh token that is malformed, expired, revoked or replayed.
+    #[error("invalid token")]
+    InvalidToken,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("too many requests")]
+    TooManyRequests(std::time::Duration),
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
     #[error("precondition failed")]
@@ -67,6 +80,18 @@ impl From<StoreError> for ApiError {
                 Invalid::new("invalid_cursor", "is not a cursor this API issued"),
             )]),
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause.to_string()),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::InvalidCredentials => ApiError::InvalidCredentials,
+            AuthError::Throttled(wait) => ApiError::TooManyRequests(wait),
+            AuthError::InvalidToken => ApiError::InvalidToken,
+            AuthError::Store(error) => error.into(),
             other => ApiError::Internal(other.into()),
         }
     }
@@ -158,10 +183,10 @@ impl IntoResponse for Problem {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    fn problem(&self) -> Problem {
         use StatusCode as S;
-        let problem = match &self {
+        match self {
             ApiError::Validation(errors) => Problem::new(
                 S::UNPROCESSABLE_ENTITY,
                 "/problems/validation",
@@ -194,43 +219,112 @@ impl IntoResponse for ApiError {
             .detail(format!("send the body as {expected}")),
             ApiError::PayloadTooLarge => Problem::for_status(S::PAYLOAD_TOO_LARGE),
             ApiError::NotFound => Problem::for_status(S::NOT_FOUND),
+            ApiError::Unauthenticated => Problem::new(
+                S::UNAUTHORIZED,
+                "/problems/unauthorized",
+                "Authentication required",
+            )
+            .detail("send Authorization: Bearer <access token>"),
+            ApiError::InvalidToken => {
+                Problem::new(S::UNAUTHORIZED, "/problems/invalid-token", "Invalid token")
+                    .detail("the token is malformed, expired or revoked")
+            }
+            ApiError::InvalidCredentials => Problem::new(
+                S::UNAUTHORIZED,
+                "/problems/invalid-credentials",
+                "Invalid email or password",
+            ),
+            ApiError::Forbidden => Problem::new(S::FORBIDDEN, "/problems/forbidden", "Not allowed")
+                .detail("your role does not allow this operation"),
+            ApiError::TooManyRequests(wait) => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "/problems/too-many-requests",
+                "Too many requests",
+            )
+            .detail(format!(
+                "too many failed attempts; retry in {} s",
+                retry_after_secs(*wait)
+            )),
             ApiError::Conflict(Conflict::DuplicateSku) => Problem::new(
                 S::CONFLICT,
                 "/problems/duplicate-sku",
                 "Another product already has this sku",
             )
             .detail("sku is already used by another product (compared case-insensitively)")
-            .with_errors(vec![FieldError {
-                field: "sku".into(),
-                code: "taken",
-                message: "already used by another product (case-insensitive)".into(),
-            }]),
+            .with_errors(vec![field_error(
+                "sku",
+                "taken",
+                "already used by another product",
+            )]),
+            ApiError::Conflict(Conflict::DuplicateEmail) => Problem::new(
+                S::CONFLICT,
+                "/problems/duplicate-email",
+                "An account with this email exists",
+            )
+            .with_errors(vec![field_error("email", "taken", "already registered")]),
+            ApiError::Conflict(Conflict::LastAdmin) => Problem::new(
+                S::CONFLICT,
+                "/problems/last-admin",
+                "The last admin cannot be demoted or disabled",
+            )
+            .detail("make another user admin first"),
             ApiError::PreconditionFailed => Problem::new(
                 S::PRECONDITION_FAILED,
                 "/problems/precondition-failed",
                 "The resource has changed since you read it",
             )
             .detail("If-Match does not match the current ETag; fetch the resource again"),
-            ApiError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "dependency unavailable");
-                let mut response = Problem::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "/problems/unavailable",
-                    "A dependency is unavailable; try again shortly",
-                )
-                .into_response();
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
-            }
-            ApiError::Internal(cause) => {
-                // The cause goes to the log, once, inside the request's span (which carries the
-                // request id); the client gets nothing of it.
-                tracing::error!(error = format!("{cause:#}"), "request failed");
-                Problem::for_status(S::INTERNAL_SERVER_ERROR)
+            ApiError::Unavailable(_) => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "/problems/unavailable",
+                "A dependency is unavailable; try again shortly",
+            ),
+            ApiError::Internal(_) => Problem::for_status(S::INTERNAL_SERVER_ERROR),
+        }
+    }
+}
+
+fn field_error(field: &str, code: &'static str, message: &str) -> FieldError {
+    FieldError::new(field, Invalid::new(code, message))
+}
+
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            // The cause goes to the log, once, inside the request's span (which carries the
+            // request id); the client gets nothing of it.
+            ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "request failed"),
+            ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "dependency unavailable"),
+            _ => {}
+        }
+        let mut response = self.problem().into_response();
+        let headers = response.headers_mut();
+        let set = |headers: &mut axum::http::HeaderMap, name, value: String| {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
             }
         };
-        problem.into_response()
+        match &self {
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => {
+                set(headers, header::WWW_AUTHENTICATE, "Bearer".into());
+            }
+            ApiError::InvalidToken => {
+                set(
+                    headers,
+                    header::WWW_AUTHENTICATE,
+                    r#"Bearer error="invalid_token""#.into(),
+                );
+            }
+            ApiError::TooManyRequests(wait) => {
+                set(headers, header::RETRY_AFTER, retry_after_secs(*wait).to_string());
+            }
+            ApiError::Unavailable(_) => set(headers, header::RETRY_AFTER, "1".into()),
+            _ => {}
+        }
+        response
     }
 }

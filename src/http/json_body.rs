@@ -212,6 +212,14 @@ pub mod decode {
             .map_err(|_| Invalid::new("invalid_type", "must be a string"))
     }
 
+    pub fn boolean(raw: &RawValue) -> Result<bool, Invalid> {
+        match raw.get() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(Invalid::new("invalid_type", "must be true or false")),
+        }
+    }
+
     /// A JSON integer literal (no fraction, no exponent); `out_of_range` when it does not fit.
     pub fn integer(raw: &RawValue) -> Result<i64, Invalid> {
         let text = raw.get();

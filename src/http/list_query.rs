@@ -7,10 +7,7 @@ use crate::domain::money::Price;
 use crate::domain::product::Invalid;
 use crate::http::error::{ApiError, FieldError};
 
-pub const DEFAULT_PER_PAGE: u64 = 20;
-pub const MAX_PER_PAGE: u64 = 100;
-/// Pages past this would only ever be empty or absurdly slow to skip to; cursors go deeper.
-pub const MAX_PAGE: u64 = 10_000_000;
+use crate::http::pagination::{DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, bounded};
 
 const KNOWN: [&str; 9] = [
     "page",
@@ -45,17 +42,7 @@ impl Errors {
 }
 
 fn parse_bounded(errors: &mut Errors, field: &str, text: &str, min: u64, max: u64) -> Option<u64> {
-    match text.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) && !text.starts_with('+') => Some(n),
-        _ => {
-            errors.add(
-                field,
-                "out_of_range",
-                &format!("must be an integer from {min} to {max}"),
-            );
-            None
-        }
-    }
+    bounded(field, text, min, max).map_err(|e| errors.0.push(e)).ok()
 }
 
 fn parse_price(errors: &mut Errors, field: &str, text: &str) -> Option<i64> {

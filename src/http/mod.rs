@@ -1,10 +1,12 @@
 //! The one place that knows axum: the router, its layers, extractors and error rendering.
 
+mod auth;
 mod dto;
 pub mod error;
 mod extract;
 mod json_body;
 mod list_query;
+mod pagination;
 mod problem_layer;
 pub mod request_id;
 mod routes;
@@ -12,7 +14,7 @@ mod routes;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, patch, post};
 use axum::{Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -21,7 +23,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::state::AppState;
 use error::ApiError;
-use routes::products;
+use routes::{auth as auth_routes, products, users};
 
 /// Everything the server answers, with its layers.
 pub fn router(state: AppState) -> Router {
@@ -37,7 +39,14 @@ pub fn router(state: AppState) -> Router {
                 .put(products::replace_product)
                 .patch(products::patch_product)
                 .delete(products::delete_product),
-        );
+        )
+        .route("/auth/register", post(auth_routes::register))
+        .route("/auth/login", post(auth_routes::login))
+        .route("/auth/refresh", post(auth_routes::refresh))
+        .route("/auth/logout", post(auth_routes::logout))
+        .route("/auth/me", get(auth_routes::me))
+        .route("/users", get(users::list_users))
+        .route("/users/{id}", patch(users::update_user));
 
     // Compress what is worth it: JSON bodies over 1 KiB (smaller ones gain less than the
     // framing costs), never problem bodies' tiny payloads or already-compressed media.

@@ -29,6 +29,9 @@ pub enum StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
     DuplicateSku,
+    DuplicateEmail,
+    /// The change would leave no enabled admin.
+    LastAdmin,
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -8,7 +8,9 @@
 mod error;
 pub mod listing;
 pub mod products;
+pub mod refresh_tokens;
 mod timestamp;
+pub mod users;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -63,8 +63,13 @@ enum TestDb {
     Postgres { admin_url: String, name: String },
 }
 
+pub const ADMIN_EMAIL: &str = "admin@tienda.test";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
 pub struct TestApp {
     pub address: String,
+    /// An access token of the bootstrapped admin; `request` sends it.
+    pub admin_token: String,
     pub client: reqwest::Client,
     pub database_url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -108,6 +113,8 @@ impl TestApp {
             ("TIENDA_ADDR".into(), "127.0.0.1:0".into()),
             ("TIENDA_LOG_FORMAT".into(), "json".into()),
             ("TIENDA_DB_MAX_CONNECTIONS".into(), "5".into()),
+            ("TIENDA_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
+            ("TIENDA_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
         ];
         vars.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config =
@@ -119,21 +126,74 @@ impl TestApp {
         tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        Some(TestApp {
+        let mut app = TestApp {
             address: format!("http://{addr}"),
+            admin_token: String::new(),
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
             database_url,
             shutdown: Some(tx),
             db,
-        })
+        };
+        app.admin_token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Some(app)
+    }
+
+    /// Logs in and returns the token response, asserting 200.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let response = self
+            .anonymous(Method::POST, "/api/v1/auth/login")
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "login {email}");
+        response.json().await.unwrap()
+    }
+
+    /// Registers a user, gives them `role` (as the admin) and returns their access token.
+    pub async fn user_token(&self, email: &str, role: &str) -> String {
+        let password = "user-password-1";
+        let response = self
+            .anonymous(Method::POST, "/api/v1/auth/register")
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let user: Value = response.json().await.unwrap();
+        if role != "customer" {
+            let response = self
+                .send_json(
+                    Method::PATCH,
+                    &format!("/api/v1/users/{}", user["id"]),
+                    &json!({"role": role}),
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        self.login(email, password).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A request without credentials.
+    pub fn anonymous(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
 
+    /// A request as the admin.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client.request(method, self.url(path))
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.admin_token)
     }
 
     pub async fn get(&self, path: &str) -> Response {

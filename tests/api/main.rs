@@ -4,6 +4,7 @@
 
 #[macro_use]
 mod helpers;
+mod auth;
 mod errors;
 mod listing;
 mod process;

@@ -17,19 +17,47 @@ fn tienda(dir: &std::path::Path) -> Command {
     command
 }
 
+/// A server process that is killed if the test ends without stopping it, so a failing test
+/// never leaves a server behind.
+struct Server(Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `tienda serve` on a free port and returns the child and its address, read from the
 /// "serving" log line.
-fn serve(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Child, String) {
+fn serve(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Server, String) {
     let mut command = tienda(dir);
     command
         .env("TIENDA_ADDR", "127.0.0.1:0")
+        .env("TIENDA_ADMIN_EMAIL", ADMIN.0)
+        .env("TIENDA_ADMIN_PASSWORD", ADMIN.1)
         .arg("serve")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (k, v) in extra {
         command.env(k, v);
     }
-    let mut child = command.spawn().unwrap();
+    let mut child = Server(command.spawn().unwrap());
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let addr = loop {
@@ -42,6 +70,38 @@ fn serve(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Child, String) {
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (child, addr)
+}
+
+const ADMIN: (&str, &str) = ("root@tienda.test", "root-password-1");
+
+/// A minimal HTTP/1.1 exchange over a fresh connection: status and body.
+fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn admin_token(addr: &str) -> String {
+    let body = format!(r#"{{"email": "{}", "password": "{}"}}"#, ADMIN.0, ADMIN.1);
+    let (status, body) = http(addr, "POST", "/api/v1/auth/login", None, &body);
+    assert_eq!(status, 200, "login as admin: {body}");
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    value["access_token"].as_str().unwrap().to_owned()
 }
 
 fn signal(child: &Child, name: &str) {
@@ -138,6 +198,7 @@ fn migrate_creates_the_default_sqlite_file_in_the_working_folder() {
 fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = serve(dir.path(), &[]);
+    let token = admin_token(&addr);
 
     // An in-flight request: headers and half the body sent, the rest still to come.
     let body = r#"{"name": "slow", "price": "1.00", "stock": 1}"#;
@@ -145,7 +206,7 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     let mut stream = TcpStream::connect(&addr).unwrap();
     write!(
         stream,
-        "POST /api/v1/products HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        "POST /api/v1/products HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
         body.len()
     )
     .unwrap();
@@ -186,8 +247,9 @@ fn sigint_on_an_idle_server_exits_zero() {
 fn the_grace_period_bounds_a_request_that_never_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = serve(dir.path(), &[("TIENDA_SHUTDOWN_GRACE_SECS", "1")]);
+    let token = admin_token(&addr);
     let mut stream = TcpStream::connect(&addr).unwrap();
-    write!(stream, "POST /api/v1/products HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{").unwrap();
+    write!(stream, "POST /api/v1/products HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{").unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
     signal(&child, "TERM");
@@ -198,4 +260,125 @@ fn the_grace_period_bounds_a_request_that_never_finishes() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn production_refuses_to_start_without_a_strong_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    for secret in [None, Some("too-short")] {
+        let mut command = tienda(dir.path());
+        command.env("TIENDA_ENV", "production").arg("serve");
+        if let Some(secret) = secret {
+            command.env("TIENDA_JWT_SECRET", secret);
+        }
+        let output = command.output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("TIENDA_JWT_SECRET"), "{stderr}");
+    }
+}
+
+#[test]
+fn development_warns_that_a_generated_secret_dies_with_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = tienda(dir.path());
+    command
+        .env("TIENDA_ADDR", "127.0.0.1:0")
+        .arg("serve")
+        .stdout(Stdio::piped());
+    let mut child = Server(command.spawn().unwrap());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let warning = lines.next().unwrap().unwrap();
+    assert!(
+        warning.contains("WARN") && warning.contains("TIENDA_JWT_SECRET"),
+        "{warning}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn users_create_reads_the_password_from_stdin_and_the_admin_can_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tienda(dir.path())
+        .args([
+            "users",
+            "create",
+            "--email",
+            "boss@shop.test",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"boss-password-1\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The same email again is a clear error.
+    let mut again = tienda(dir.path())
+        .args(["users", "create", "--email", "BOSS@shop.test", "--password-stdin"])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    again
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"other-password-1\n")
+        .unwrap();
+    let again = again.wait_with_output().unwrap();
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    // A weak password is refused before anything is written.
+    let mut weak = tienda(dir.path())
+        .args(["users", "create", "--email", "new@shop.test", "--password-stdin"])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    weak.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let weak = weak.wait_with_output().unwrap();
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 8"));
+
+    let (mut server, addr) = serve(dir.path(), &[]);
+    let body = r#"{"email": "boss@shop.test", "password": "boss-password-1"}"#;
+    let (status, _) = http(&addr, "POST", "/api/v1/auth/login", None, body);
+    assert_eq!(status, 200);
+    signal(&server, "TERM");
+    assert!(wait_with_timeout(&mut server, Duration::from_secs(10)).success());
+}
+
+#[test]
+fn the_bootstrap_admin_is_created_once_and_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, addr) = serve(dir.path(), &[]);
+    admin_token(&addr);
+    signal(&first, "TERM");
+    assert!(wait_with_timeout(&mut first, Duration::from_secs(10)).success());
+    // Restart with another password for the same admin: the stored one stays.
+    let (mut second, addr) = serve(dir.path(), &[("TIENDA_ADMIN_PASSWORD", "changed-password-1")]);
+    admin_token(&addr);
+    let body = format!(r#"{{"email": "{}", "password": "changed-password-1"}}"#, ADMIN.0);
+    assert_eq!(http(&addr, "POST", "/api/v1/auth/login", None, &body).0, 401);
+    signal(&second, "TERM");
+    assert!(wait_with_timeout(&mut second, Duration::from_secs(10)).success());
 }

@@ -1,3 +1,4 @@
 //! What crosses the wire: request parsing into domain types and response shapes.
 
 pub mod product;
+pub mod user;

@@ -10,11 +10,15 @@ use tracing::instrument;
 use crate::domain::etag::{self, Precondition};
 use crate::domain::listing::{ListQuery, Page};
 use crate::domain::product::Product;
+use crate::http::auth::{ReadAccess, RequireStaff};
 use crate::http::dto::product::{ProductResponse, parse_draft, parse_patch};
 use crate::http::error::ApiError;
 use crate::http::extract::{IfNoneMatch, ResourceId};
 use crate::http::json_body::JsonObject;
 use crate::http::list_query;
+use crate::http::pagination::{OffsetPage, link, offset_links};
+
+const PRODUCTS_PATH: &str = "/api/v1/products";
 use crate::state::AppState;
 
 /// A product with its `ETag`, as every single-product answer carries it.
@@ -32,14 +36,19 @@ fn product_response(status: StatusCode, product: Product) -> Response {
 }
 
 #[instrument(skip_all)]
-pub async fn create_product(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
+pub async fn create_product(
+    RequireStaff(user): RequireStaff,
+    State(state): State<AppState>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
     let draft = parse_draft(body)?;
-    let product = state.store.create_product(&draft, None).await?;
+    let product = state.store.create_product(&draft, Some(user.id)).await?;
     Ok(product_response(StatusCode::CREATED, product))
 }
 
 #[instrument(skip_all, fields(product_id = id.0))]
 pub async fn get_product(
+    _access: ReadAccess,
     State(state): State<AppState>,
     id: ResourceId,
     IfNoneMatch(if_none_match): IfNoneMatch,
@@ -58,6 +67,7 @@ pub async fn get_product(
 
 #[instrument(skip_all, fields(product_id = id.0))]
 pub async fn replace_product(
+    RequireStaff(user): RequireStaff,
     State(state): State<AppState>,
     id: ResourceId,
     precondition: Precondition,
@@ -66,13 +76,14 @@ pub async fn replace_product(
     let draft = parse_draft(body)?;
     let product = state
         .store
-        .update_product(id.0, &precondition, None, |_| draft)
+        .update_product(id.0, &precondition, Some(user.id), |_| draft)
         .await?;
     Ok(product_response(StatusCode::OK, product))
 }
 
 #[instrument(skip_all, fields(product_id = id.0))]
 pub async fn patch_product(
+    RequireStaff(user): RequireStaff,
     State(state): State<AppState>,
     id: ResourceId,
     precondition: Precondition,
@@ -81,13 +92,16 @@ pub async fn patch_product(
     let patch = parse_patch(body)?;
     let product = state
         .store
-        .update_product(id.0, &precondition, None, |current| patch.apply_to(current))
+        .update_product(id.0, &precondition, Some(user.id), |current| {
+            patch.apply_to(current)
+        })
         .await?;
     Ok(product_response(StatusCode::OK, product))
 }
 
 #[instrument(skip_all, fields(product_id = id.0))]
 pub async fn delete_product(
+    _staff: RequireStaff,
     State(state): State<AppState>,
     id: ResourceId,
     precondition: Precondition,
@@ -113,13 +127,9 @@ pub struct ProductCursorPage {
     next_cursor: Option<String>,
 }
 
-fn link(pairs: &[(&str, String)], rel: &str) -> String {
-    let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
-    format!("</api/v1/products?{query}>; rel=\"{rel}\"")
-}
-
 #[instrument(skip_all)]
 pub async fn list_products(
+    _access: ReadAccess,
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -130,50 +140,40 @@ pub async fn list_products(
     let items: Vec<ProductResponse> = listed.items.into_iter().map(ProductResponse::from).collect();
     let explicit_sort = query.sort != ListQuery::effective_sort(&query.filters, None);
     let base = list_query::filter_query(&query.filters, query.sort, explicit_sort);
-    let mut links = Vec::new();
-    let response = match query.page {
+    let (response, links) = match query.page {
         Page::Offset { page, per_page } => {
             let total = listed.total.unwrap_or_default();
             let total_pages = total.div_ceil(per_page);
-            let at = |n: u64| {
-                let mut pairs = base.clone();
-                pairs.push(("page", n.to_string()));
-                pairs.push(("per_page", per_page.to_string()));
-                pairs
-            };
-            links.push(link(&at(1), "first"));
-            if page > 1 {
-                links.push(link(&at((page - 1).min(total_pages.max(1))), "prev"));
-            }
-            if page < total_pages {
-                links.push(link(&at(page + 1), "next"));
-            }
-            links.push(link(&at(total_pages.max(1)), "last"));
-            Json(ProductPage {
+            let links = offset_links(PRODUCTS_PATH, &base, OffsetPage { page, per_page }, total_pages);
+            let body = ProductPage {
                 items,
                 page,
                 per_page,
                 total,
                 total_pages,
-            })
-            .into_response()
+            };
+            (Json(body).into_response(), Some(links))
         }
         Page::Keyset { limit, .. } => {
             let next_cursor = listed
                 .next
                 .map(|after| state.cursors.encode(query.sort, &query.filters, limit, after));
-            if let Some(cursor) = &next_cursor {
-                links.push(link(
+            let links = next_cursor.as_ref().map(|cursor| {
+                link(
+                    PRODUCTS_PATH,
                     &[("cursor", cursor.clone()), ("limit", limit.to_string())],
                     "next",
-                ));
-            }
-            Json(ProductCursorPage { items, next_cursor }).into_response()
+                )
+            });
+            (
+                Json(ProductCursorPage { items, next_cursor }).into_response(),
+                links,
+            )
         }
     };
     let mut response = response;
-    if !links.is_empty()
-        && let Ok(value) = HeaderValue::from_str(&links.join(", "))
+    if let Some(links) = links
+        && let Ok(value) = HeaderValue::from_str(&links)
     {
         response.headers_mut().insert(header::LINK, value);
     }

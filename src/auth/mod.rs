@@ -1,0 +1,6 @@
+//! Authentication machinery: password hashing, tokens, login throttling, client addresses.
+
+pub mod client_ip;
+pub mod password;
+pub mod throttle;
+pub mod tokens;

@@ -1,0 +1,109 @@
+//! Numbered pages: the `page` / `per_page` parameters of plain listings and the `Link` header
+//! (RFC 8288) every offset listing carries.
+
+use crate::domain::product::Invalid;
+use crate::http::error::{ApiError, FieldError};
+
+pub const DEFAULT_PER_PAGE: u64 = 20;
+pub const MAX_PER_PAGE: u64 = 100;
+/// Pages past this would only ever be empty or absurdly slow to skip to; cursors go deeper.
+pub const MAX_PAGE: u64 = 10_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetPage {
+    pub page: u64,
+    pub per_page: u64,
+}
+
+impl OffsetPage {
+    pub fn offset(self) -> u64 {
+        (self.page - 1).saturating_mul(self.per_page)
+    }
+}
+
+/// An integer parameter within bounds, or the error naming it.
+pub fn bounded(field: &str, text: &str, min: u64, max: u64) -> Result<u64, FieldError> {
+    match text.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) && !text.starts_with('+') => Ok(n),
+        _ => Err(FieldError::new(
+            field,
+            Invalid::new("out_of_range", format!("must be an integer from {min} to {max}")),
+        )),
+    }
+}
+
+/// Parses a query string that may only hold `page` and `per_page`, each at most once.
+pub fn parse_offset_query(query: Option<&str>) -> Result<OffsetPage, ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query.unwrap_or("")).map_err(|_| ApiError::MalformedQuery)?;
+    let mut errors = Vec::new();
+    let mut page = None;
+    let mut per_page = None;
+    for (key, value) in &pairs {
+        let slot = match key.as_str() {
+            "page" => &mut page,
+            "per_page" => &mut per_page,
+            _ => {
+                errors.push(FieldError::new(
+                    key.clone(),
+                    Invalid::new("unknown_parameter", "is not a parameter of this listing"),
+                ));
+                continue;
+            }
+        };
+        if slot.is_some() {
+            errors.push(FieldError::new(
+                key.clone(),
+                Invalid::new("repeated", "may be given only once"),
+            ));
+            continue;
+        }
+        let (min, max) = if key == "page" {
+            (1, MAX_PAGE)
+        } else {
+            (1, MAX_PER_PAGE)
+        };
+        match bounded(key, value, min, max) {
+            Ok(n) => *slot = Some(n),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::InvalidQuery(errors));
+    }
+    Ok(OffsetPage {
+        page: page.unwrap_or(1),
+        per_page: per_page.unwrap_or(DEFAULT_PER_PAGE),
+    })
+}
+
+/// One `Link` entry.
+pub fn link(path: &str, pairs: &[(&str, String)], rel: &str) -> String {
+    let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
+    format!("<{path}?{query}>; rel=\"{rel}\"")
+}
+
+/// `first`, `prev`, `next` and `last` for an offset page of `path`, keeping `base` parameters.
+pub fn offset_links(
+    path: &str,
+    base: &[(&'static str, String)],
+    page: OffsetPage,
+    total_pages: u64,
+) -> String {
+    let at = |n: u64| {
+        let mut pairs = base.to_vec();
+        pairs.push(("page", n.to_string()));
+        pairs.push(("per_page", page.per_page.to_string()));
+        pairs
+    };
+    let last = total_pages.max(1);
+    let mut links = vec![link(path, &at(1), "first")];
+    if page.page > 1 {
+        links.push(link(path, &at((page.page - 1).min(last)), "prev"));
+    }
+    if page.page < total_pages {
+        links.push(link(path, &at(page.page + 1), "next"));
+    }
+    links.push(link(path, &at(last), "last"));
+    links.join(", ")
+}

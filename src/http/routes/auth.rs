@@ -1,0 +1,65 @@
+//! `/api/v1/auth`: register, login, refresh, logout, me.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tracing::instrument;
+
+use crate::domain::user::Role;
+use crate::http::auth::AuthUser;
+use crate::http::dto::user::{TokenResponse, UserResponse, parse_login, parse_refresh, parse_registration};
+use crate::http::error::ApiError;
+use crate::http::json_body::JsonObject;
+use crate::state::AppState;
+
+/// Token answers must never be cached by a browser or a proxy (RFC 6749 §5.1).
+fn no_store(body: TokenResponse) -> Response {
+    let mut response = Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[instrument(skip_all)]
+pub async fn register(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
+    let (email, password) = parse_registration(body)?;
+    let user = state.auth.create_user(&email, password, Role::Customer).await?;
+    Ok((StatusCode::CREATED, Json(UserResponse::from(user))).into_response())
+}
+
+#[instrument(skip_all)]
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let (email, password) = parse_login(body)?;
+    let client = state.config.auth.trusted_proxies.client(peer.ip(), &headers);
+    let (user, pair) = state.auth.login(&email, password, &client.to_string()).await?;
+    tracing::Span::current().record("user_id", user.id);
+    Ok(no_store(pair.into()))
+}
+
+#[instrument(skip_all)]
+pub async fn refresh(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
+    let token = parse_refresh(body)?;
+    let pair = state.auth.refresh(&token).await?;
+    Ok(no_store(pair.into()))
+}
+
+#[instrument(skip_all)]
+pub async fn logout(State(state): State<AppState>, body: JsonObject) -> Result<StatusCode, ApiError> {
+    let token = parse_refresh(body)?;
+    state.auth.logout(&token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[instrument(skip_all)]
+pub async fn me(AuthUser(user): AuthUser) -> Json<UserResponse> {
+    Json(UserResponse::from(user))
+}

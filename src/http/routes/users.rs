@@ -1,0 +1,68 @@
+//! `/api/v1/users`: admins manage accounts.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tracing::instrument;
+
+use crate::http::auth::RequireAdmin;
+use crate::http::dto::user::{UserResponse, parse_user_change};
+use crate::http::error::ApiError;
+use crate::http::extract::ResourceId;
+use crate::http::json_body::JsonObject;
+use crate::http::pagination::{offset_links, parse_offset_query};
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub struct UserPage {
+    items: Vec<UserResponse>,
+    page: u64,
+    per_page: u64,
+    total: u64,
+    total_pages: u64,
+}
+
+#[instrument(skip_all)]
+pub async fn list_users(
+    _admin: RequireAdmin,
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let page = parse_offset_query(query.as_deref())?;
+    let (users, total) = state.store.list_users(page.per_page, page.offset()).await?;
+    let total_pages = total.div_ceil(page.per_page);
+    let links = offset_links("/api/v1/users", &[], page, total_pages);
+    let mut response = Json(UserPage {
+        items: users.into_iter().map(UserResponse::from).collect(),
+        page: page.page,
+        per_page: page.per_page,
+        total,
+        total_pages,
+    })
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&links) {
+        response.headers_mut().insert(header::LINK, value);
+    }
+    Ok(response)
+}
+
+#[instrument(skip_all, fields(target_user = id.0))]
+pub async fn update_user(
+    RequireAdmin(admin): RequireAdmin,
+    State(state): State<AppState>,
+    id: ResourceId,
+    body: JsonObject,
+) -> Result<Json<UserResponse>, ApiError> {
+    let change = parse_user_change(body)?;
+    let user = state.store.update_user(id.0, &change).await?;
+    tracing::info!(
+        admin_id = admin.id,
+        user_id = user.id,
+        role = user.role.as_str(),
+        disabled = user.disabled,
+        "user changed by an admin"
+    );
+    Ok(Json(UserResponse::from(user)))
+}

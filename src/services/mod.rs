@@ -1,0 +1,3 @@
+//! Use cases that span more than one store call or component.
+
+pub mod auth;
