@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod jobs;
 pub mod services;
 pub mod startup;
 pub mod state;

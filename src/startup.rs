@@ -138,6 +138,7 @@ impl Application {
         let Application { listener, state } = self;
         let grace = state.config.shutdown_grace;
         let store = state.store.clone();
+        let purge = crate::jobs::spawn_purge(store.clone(), crate::jobs::PURGE_EVERY);
         let app = crate::http::router(state);
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -148,7 +149,10 @@ impl Application {
         let mut server = tokio::spawn(async move { server.await });
 
         tokio::select! {
-            result = &mut server => return flatten(result),
+            result = &mut server => {
+                purge.abort();
+                return flatten(result);
+            }
             () = shutdown => {}
         }
         tracing::info!(
@@ -164,6 +168,7 @@ impl Application {
                 Ok(())
             }
         };
+        purge.abort();
         store.close().await;
         tracing::info!("stopped");
         outcome

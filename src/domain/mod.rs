@@ -2,6 +2,8 @@
 
 pub mod cursor;
 pub mod etag;
+pub mod idempotency;
+pub mod inventory;
 pub mod listing;
 pub mod money;
 pub mod product;

@@ -37,6 +37,8 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("query parameters are invalid")]
     InvalidQuery(Vec<FieldError>),
+    #[error("invalid request header")]
+    InvalidHeader(Vec<FieldError>),
     #[error("malformed query string")]
     MalformedQuery,
     #[error("malformed JSON: {0}")]
@@ -63,6 +65,10 @@ pub enum ApiError {
     Conflict(Conflict),
     #[error("precondition failed")]
     PreconditionFailed,
+    #[error("idempotency key in use")]
+    IdempotencyKeyInUse,
+    #[error("idempotency key reused with another request")]
+    IdempotencyKeyReused,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -199,6 +205,12 @@ impl ApiError {
                 "Query parameters are invalid",
             )
             .errors(errors.clone()),
+            ApiError::InvalidHeader(errors) => Problem::new(
+                S::BAD_REQUEST,
+                "/problems/invalid-header",
+                "A request header is invalid",
+            )
+            .errors(errors.clone()),
             ApiError::MalformedQuery => Problem::new(
                 S::BAD_REQUEST,
                 "/problems/invalid-parameter",
@@ -268,6 +280,26 @@ impl ApiError {
                 "The last admin cannot be demoted or disabled",
             )
             .detail("make another user admin first"),
+            ApiError::Conflict(Conflict::InsufficientStock) => {
+                Problem::new(S::CONFLICT, "/problems/insufficient-stock", "Not enough stock")
+                    .detail("the adjustment would take the stock below zero; nothing changed")
+            }
+            ApiError::Conflict(Conflict::StockLimit) => {
+                Problem::new(S::CONFLICT, "/problems/stock-limit", "Stock limit reached")
+                    .detail("the adjustment would take the stock above 2147483647; nothing changed")
+            }
+            ApiError::IdempotencyKeyInUse => Problem::new(
+                S::CONFLICT,
+                "/problems/idempotency-key-in-use",
+                "A request with this Idempotency-Key is still running",
+            )
+            .detail("retry once the first request has finished"),
+            ApiError::IdempotencyKeyReused => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "/problems/idempotency-key-reused",
+                "This Idempotency-Key was used for a different request",
+            )
+            .detail("a key may only be reused with the same method, path and body"),
             ApiError::PreconditionFailed => Problem::new(
                 S::PRECONDITION_FAILED,
                 "/problems/precondition-failed",

@@ -4,6 +4,7 @@ mod auth;
 mod dto;
 pub mod error;
 mod extract;
+mod idempotency;
 mod json_body;
 mod list_query;
 mod pagination;
@@ -23,16 +24,27 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::state::AppState;
 use error::ApiError;
-use routes::{auth as auth_routes, products, users};
+use routes::{auth as auth_routes, inventory, products, users};
 
 /// Everything the server answers, with its layers.
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.http;
-    let api = Router::new()
+    // The routes whose POST creates something honour Idempotency-Key.
+    let creating = Router::new()
         .route(
             "/products",
             get(products::list_products).post(products::create_product),
         )
+        .route(
+            "/products/{id}/stock-adjustments",
+            get(inventory::list_stock_adjustments).post(inventory::adjust_stock),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::middleware,
+        ));
+    let api = Router::new()
+        .merge(creating)
         .route(
             "/products/{id}",
             get(products::get_product)

@@ -32,6 +32,10 @@ pub enum Conflict {
     DuplicateEmail,
     /// The change would leave no enabled admin.
     LastAdmin,
+    /// A stock adjustment would take the stock below zero.
+    InsufficientStock,
+    /// A stock adjustment would take the stock above its maximum.
+    StockLimit,
 }
 
 impl From<sqlx::Error> for StoreError {

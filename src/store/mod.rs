@@ -6,6 +6,8 @@
 //! written once and compiled against both drivers.
 
 mod error;
+pub mod idempotency;
+pub mod inventory;
 pub mod listing;
 pub mod products;
 pub mod refresh_tokens;

@@ -4,6 +4,7 @@ use sqlx::FromRow;
 use tracing::instrument;
 
 use super::error::is_unique_violation;
+use super::idempotency::{COMPLETE, Completion, headers_json};
 use super::{Conflict, Store, StoreError, Timestamp, on_db};
 use crate::domain::etag::Precondition;
 use crate::domain::money::Price;
@@ -101,6 +102,7 @@ impl Store {
         &self,
         draft: &ProductDraft,
         actor: Option<i64>,
+        completion: Option<Completion<'_, Product>>,
     ) -> Result<Product, StoreError> {
         let now = Timestamp::now();
         on_db!(self, |_reader, writer, dialect| {
@@ -124,8 +126,21 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            let product = Product::try_from(row)?;
+            if let Some(completion) = completion {
+                let response = (completion.render)(&product);
+                sqlx::query(COMPLETE)
+                    .bind(completion.user_id)
+                    .bind(completion.key)
+                    .bind(i32::from(response.status))
+                    .bind(headers_json(&response))
+                    .bind(response.body.as_slice())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
-            Product::try_from(row)
+            Ok(product)
         })
     }
 

@@ -6,6 +6,7 @@
 mod helpers;
 mod auth;
 mod errors;
+mod inventory;
 mod listing;
 mod process;
 mod products;

@@ -1,4 +1,5 @@
 //! What crosses the wire: request parsing into domain types and response shapes.
 
+pub mod inventory;
 pub mod product;
 pub mod user;

@@ -1,3 +1,4 @@
 pub mod auth;
+pub mod inventory;
 pub mod products;
 pub mod users;

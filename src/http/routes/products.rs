@@ -2,18 +2,20 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::instrument;
 
 use crate::domain::etag::{self, Precondition};
+use crate::domain::idempotency::StoredResponse;
 use crate::domain::listing::{ListQuery, Page};
 use crate::domain::product::Product;
 use crate::http::auth::{ReadAccess, RequireStaff};
 use crate::http::dto::product::{ProductResponse, parse_draft, parse_patch};
 use crate::http::error::ApiError;
 use crate::http::extract::{IfNoneMatch, ResourceId};
+use crate::http::idempotency::{CompletedInTransaction, IdempotencyContext, into_response, stored};
 use crate::http::json_body::JsonObject;
 use crate::http::list_query;
 use crate::http::pagination::{OffsetPage, link, offset_links};
@@ -21,29 +23,43 @@ use crate::http::pagination::{OffsetPage, link, offset_links};
 const PRODUCTS_PATH: &str = "/api/v1/products";
 use crate::state::AppState;
 
-/// A product with its `ETag`, as every single-product answer carries it.
+/// A product answer as stored for idempotent replay and as sent: JSON with its `ETag`, and
+/// `Location` when created.
+fn render(status: StatusCode, product: &Product) -> StoredResponse {
+    let body = serde_json::to_vec(&ProductResponse::from(product.clone())).unwrap_or_default();
+    let mut headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("etag".to_owned(), etag::for_version(product.version)),
+    ];
+    if status == StatusCode::CREATED {
+        headers.push(("location".to_owned(), format!("{PRODUCTS_PATH}/{}", product.id)));
+    }
+    stored(status, headers, body)
+}
+
 fn product_response(status: StatusCode, product: Product) -> Response {
-    let mut headers = HeaderMap::new();
-    if let Ok(tag) = HeaderValue::from_str(&etag::for_version(product.version)) {
-        headers.insert(header::ETAG, tag);
-    }
-    if status == StatusCode::CREATED
-        && let Ok(location) = HeaderValue::from_str(&format!("/api/v1/products/{}", product.id))
-    {
-        headers.insert(header::LOCATION, location);
-    }
-    (status, headers, Json(ProductResponse::from(product))).into_response()
+    into_response(&render(status, &product))
 }
 
 #[instrument(skip_all)]
 pub async fn create_product(
     RequireStaff(user): RequireStaff,
     State(state): State<AppState>,
+    idempotency: Option<axum::Extension<IdempotencyContext>>,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let draft = parse_draft(body)?;
-    let product = state.store.create_product(&draft, Some(user.id)).await?;
-    Ok(product_response(StatusCode::CREATED, product))
+    let render_created = |product: &Product| render(StatusCode::CREATED, product);
+    let completion = idempotency.as_ref().map(|ctx| ctx.completion(&render_created));
+    let product = state
+        .store
+        .create_product(&draft, Some(user.id), completion)
+        .await?;
+    let mut response = into_response(&render_created(&product));
+    if idempotency.is_some() {
+        response.extensions_mut().insert(CompletedInTransaction);
+    }
+    Ok(response)
 }
 
 #[instrument(skip_all, fields(product_id = id.0))]

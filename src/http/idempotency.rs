@@ -1,0 +1,151 @@
+//! `Idempotency-Key` on POSTs that create: the first request with a key runs and its answer is
+//! kept; the same request again replays that answer; another request with the key is refused.
+
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::auth::AuthUser;
+use super::error::{ApiError, FieldError};
+use crate::domain::idempotency::{IdempotencyKey, StoredResponse, fingerprint};
+use crate::state::AppState;
+use crate::store::idempotency::{Begin, Completion};
+
+pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// Handed to the handler of a keyed request, so its write transaction also completes the key.
+#[derive(Debug, Clone)]
+pub struct IdempotencyContext {
+    pub user_id: i64,
+    pub key: String,
+}
+
+impl IdempotencyContext {
+    pub fn completion<'a, T>(
+        &'a self,
+        render: &'a (dyn Fn(&T) -> StoredResponse + Send + Sync),
+    ) -> Completion<'a, T> {
+        Completion {
+            user_id: self.user_id,
+            key: &self.key,
+            render,
+        }
+    }
+}
+
+/// Marks a response whose key was completed inside the handler's transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct CompletedInTransaction;
+
+/// Headers worth replaying: what a client acts on. Request ids, dates and the like are not.
+const KEPT_HEADERS: [&str; 4] = ["content-type", "location", "etag", "link"];
+
+/// The stored form of a response, and the response built from it. The two share this one
+/// rendering, so a replay is the first answer byte for byte.
+pub fn stored(status: StatusCode, headers: Vec<(String, String)>, body: Vec<u8>) -> StoredResponse {
+    StoredResponse {
+        status: status.as_u16(),
+        headers,
+        body,
+    }
+}
+
+pub fn into_response(stored: &StoredResponse) -> Response {
+    let mut response = Response::new(Body::from(stored.body.clone()));
+    *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    for (name, value) in &stored.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let Some(raw_key) = request.headers().get(&IDEMPOTENCY_KEY) else {
+        return next.run(request).await;
+    };
+    let key = match IdempotencyKey::parse(raw_key.as_bytes()) {
+        Ok(key) => key,
+        Err(invalid) => {
+            return ApiError::InvalidHeader(vec![FieldError::new("Idempotency-Key", invalid)]).into_response();
+        }
+    };
+    let (mut parts, body) = request.into_parts();
+    // Keys are scoped to the caller, so the caller must be known first.
+    let AuthUser(user) = match AuthUser::from_request_parts(&mut parts, &state).await {
+        Ok(user) => user,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let Ok(body) = to_bytes(body, state.config.http.body_limit).await else {
+        return ApiError::PayloadTooLarge.into_response();
+    };
+    let path = parts.uri.path_and_query().map_or("", |p| p.as_str());
+    let print = fingerprint(parts.method.as_str(), path, &body);
+    let stale_after = state.config.http.request_timeout + Duration::from_secs(30);
+    match state
+        .store
+        .begin_idempotent(user.id, key.as_str(), &print, stale_after)
+        .await
+    {
+        Err(error) => return ApiError::from(error).into_response(),
+        Ok(Begin::Replay(stored)) => {
+            let mut response = into_response(&stored);
+            response
+                .headers_mut()
+                .insert(IDEMPOTENT_REPLAYED.clone(), HeaderValue::from_static("true"));
+            return response;
+        }
+        Ok(Begin::Mismatch) => return ApiError::IdempotencyKeyReused.into_response(),
+        Ok(Begin::InFlight) => return ApiError::IdempotencyKeyInUse.into_response(),
+        Ok(Begin::Started) => {}
+    }
+    parts.extensions.insert(IdempotencyContext {
+        user_id: user.id,
+        key: key.as_str().to_owned(),
+    });
+    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    let status = response.status();
+    if status.is_server_error() {
+        // Not stored: the client may retry and succeed.
+        if let Err(error) = state.store.abandon_idempotent(user.id, key.as_str()).await {
+            tracing::warn!(%error, "cannot release an idempotency key");
+        }
+        return response;
+    }
+    if response.extensions().get::<CompletedInTransaction>().is_some() {
+        return response;
+    }
+    // Answers that wrote nothing (4xx) are stored on their own.
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let headers = KEPT_HEADERS
+        .iter()
+        .filter_map(|name| {
+            parts
+                .headers
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| (name.to_string(), v.to_owned()))
+        })
+        .collect();
+    let record = stored(status, headers, bytes.to_vec());
+    if let Err(error) = state
+        .store
+        .complete_idempotent(user.id, key.as_str(), &record)
+        .await
+    {
+        tracing::warn!(%error, "cannot store an idempotent answer");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}

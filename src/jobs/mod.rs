@@ -1,0 +1,36 @@
+//! Background work that runs beside the server: housekeeping on a timer.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::store::Store;
+
+/// How often expired idempotency records and refresh tokens are deleted.
+pub const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes idempotency records past their 24 h retention and refresh tokens past their expiry,
+/// at start and then every `every`. Aborted with the server.
+pub fn spawn_purge(store: Store, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            purge_once(&store).await;
+        }
+    })
+}
+
+pub async fn purge_once(store: &Store) {
+    match store.purge_idempotency_keys().await {
+        Ok(n) if n > 0 => tracing::info!(deleted = n, "purged expired idempotency keys"),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot purge idempotency keys"),
+    }
+    match store.purge_refresh_tokens(chrono::Utc::now()).await {
+        Ok(n) if n > 0 => tracing::info!(deleted = n, "purged expired refresh tokens"),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot purge refresh tokens"),
+    }
+}

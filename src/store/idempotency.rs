@@ -1,0 +1,172 @@
+//! Idempotency records: the lock a keyed request takes, and the response it leaves to replay.
+
+use std::time::Duration;
+
+use sqlx::FromRow;
+use tracing::instrument;
+
+use super::{Store, StoreError, Timestamp, on_db};
+use crate::domain::idempotency::{RETENTION, StoredResponse};
+
+/// What starting a keyed request found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// No live record: this request now holds the key.
+    Started,
+    /// The same request was answered before: replay this.
+    Replay(StoredResponse),
+    /// The key was used for another method, path or body.
+    Mismatch,
+    /// The first request with this key is still running.
+    InFlight,
+}
+
+/// Completes a key inside the transaction of the write it guards, so the write and its record
+/// commit together or not at all.
+pub struct Completion<'a, T> {
+    pub user_id: i64,
+    pub key: &'a str,
+    pub render: &'a (dyn Fn(&T) -> StoredResponse + Send + Sync),
+}
+
+pub(crate) const COMPLETE: &str = "UPDATE idempotency_keys SET state = 'done', status = $3, headers = $4, body = $5, \
+     updated_at = $6 WHERE user_id = $1 AND key = $2";
+
+pub(crate) fn headers_json(response: &StoredResponse) -> String {
+    serde_json::to_string(&response.headers).unwrap_or_else(|_| "[]".to_owned())
+}
+
+#[derive(Debug, FromRow)]
+struct KeyRow {
+    fingerprint: String,
+    state: String,
+    status: Option<i32>,
+    headers: Option<String>,
+    body: Option<Vec<u8>>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl Store {
+    /// Takes the key for a request with `fingerprint`, or says why not. A record past its
+    /// retention is replaced; an in-flight one older than `stale_after` (its request died without
+    /// finishing) is taken over.
+    #[instrument(skip_all, fields(user_id), err(level = "debug"))]
+    pub async fn begin_idempotent(
+        &self,
+        user_id: i64,
+        key: &str,
+        fingerprint: &str,
+        stale_after: Duration,
+    ) -> Result<Begin, StoreError> {
+        let now = Timestamp::now();
+        let expired_before = Timestamp(now.0 - RETENTION);
+        let stale_before = Timestamp(now.0 - chrono::Duration::from_std(stale_after).unwrap_or(RETENTION));
+        on_db!(self, |_reader, writer, dialect| {
+            let mut tx = writer.begin_with(dialect.begin_write()).await?;
+            // Clear a record that no longer counts, then try to take the key.
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 \
+                 AND (created_at < $3 OR (state = 'in_flight' AND updated_at < $4))",
+            )
+            .bind(user_id)
+            .bind(key)
+            .bind(expired_before)
+            .bind(stale_before)
+            .execute(&mut *tx)
+            .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO idempotency_keys (user_id, key, fingerprint, state, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'in_flight', $4, $4) ON CONFLICT (user_id, key) DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(key)
+            .bind(fingerprint)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                tx.commit().await?;
+                return Ok(Begin::Started);
+            }
+            let row: KeyRow = sqlx::query_as(
+                "SELECT fingerprint, state, status, headers, body, created_at, updated_at \
+                 FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+            )
+            .bind(user_id)
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let _ = (row.created_at, row.updated_at);
+            if row.fingerprint != fingerprint {
+                return Ok(Begin::Mismatch);
+            }
+            if row.state != "done" {
+                return Ok(Begin::InFlight);
+            }
+            let headers: Vec<(String, String)> =
+                serde_json::from_str(row.headers.as_deref().unwrap_or("[]")).unwrap_or_default();
+            Ok(Begin::Replay(StoredResponse {
+                status: row.status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200),
+                headers,
+                body: row.body.unwrap_or_default(),
+            }))
+        })
+    }
+
+    /// Stores the answer of a keyed request that wrote nothing (a 4xx).
+    #[instrument(skip_all, fields(user_id), err(level = "debug"))]
+    pub async fn complete_idempotent(
+        &self,
+        user_id: i64,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        let now = Timestamp::now();
+        on_db!(self, |_reader, writer, _dialect| {
+            sqlx::query(
+                "UPDATE idempotency_keys SET state = 'done', status = $3, headers = $4, body = $5, updated_at = $6 \
+                 WHERE user_id = $1 AND key = $2 AND state = 'in_flight'",
+            )
+            .bind(user_id)
+            .bind(key)
+            .bind(i32::from(response.status))
+            .bind(headers_json(response))
+            .bind(response.body.as_slice())
+            .bind(now)
+            .execute(writer)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Releases a key whose request failed on our side (5xx), so a retry can succeed.
+    #[instrument(skip_all, fields(user_id), err(level = "debug"))]
+    pub async fn abandon_idempotent(&self, user_id: i64, key: &str) -> Result<(), StoreError> {
+        on_db!(self, |_reader, writer, _dialect| {
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND state = 'in_flight'",
+            )
+            .bind(user_id)
+            .bind(key)
+            .execute(writer)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Deletes records past their retention; returns how many.
+    #[instrument(skip_all, err(level = "debug"))]
+    pub async fn purge_idempotency_keys(&self) -> Result<u64, StoreError> {
+        let before = Timestamp(Timestamp::now().0 - RETENTION);
+        on_db!(self, |_reader, writer, _dialect| {
+            let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                .bind(before)
+                .execute(writer)
+                .await?;
+            Ok(done.rows_affected())
+        })
+    }
+}
