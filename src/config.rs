@@ -33,6 +33,17 @@ pub struct Config {
     pub auth: AuthSettings,
     /// `REDIS_URL`: shared login throttle (and cache) when set.
     pub redis_url: Option<String>,
+    pub observability: ObservabilitySettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObservabilitySettings {
+    /// `TIENDA_METRICS_ADDR`: serve `/metrics` on this separate listener instead of the API's.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Products with stock above zero and below this count as low on stock.
+    pub low_stock_below: i64,
+    /// How often the business gauges are recomputed.
+    pub business_metrics_every: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -250,7 +261,28 @@ impl Config {
             }
         };
 
+        let metrics_addr = match get("TIENDA_METRICS_ADDR") {
+            None => None,
+            Some(addr) => Some(addr.parse().map_err(|_| {
+                invalid(
+                    "TIENDA_METRICS_ADDR",
+                    format!("`{addr}` is not an address such as 127.0.0.1:9100"),
+                )
+            })?),
+        };
+        let observability = ObservabilitySettings {
+            metrics_addr,
+            low_stock_below: number("TIENDA_LOW_STOCK_THRESHOLD", 5, 1, 2_147_483_647)? as i64,
+            business_metrics_every: Duration::from_secs(number(
+                "TIENDA_BUSINESS_METRICS_SECS",
+                60,
+                1,
+                86_400,
+            )?),
+        };
+
         Ok(Config {
+            observability,
             auth,
             redis_url,
             secret,
@@ -350,6 +382,7 @@ mod tests {
                 "TIENDA_TRUSTED_PROXIES",
             ),
             (vec![("REDIS_URL", "nonsense")], "REDIS_URL"),
+            (vec![("TIENDA_METRICS_ADDR", "9100")], "TIENDA_METRICS_ADDR"),
             (
                 vec![("TIENDA_ENV", "production"), ("TIENDA_JWT_SECRET", "short")],
                 "TIENDA_JWT_SECRET",

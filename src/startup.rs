@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use redis::aio::ConnectionManager;
 
@@ -41,6 +42,7 @@ pub enum StartupError {
 /// A migrated database and a bound listener, ready to serve.
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -115,8 +117,19 @@ impl Application {
                 addr: config.addr,
                 source,
             })?;
+        let metrics_listener = match config.observability.metrics_addr {
+            None => None,
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Bind { addr, source })?,
+            ),
+        };
+        crate::observability::install();
+        crate::observability::zero_counters();
         Ok(Application {
             listener,
+            metrics_listener,
             state: AppState {
                 cursors: CursorCodec::from_secret(config.secret.expose()),
                 auth,
@@ -132,13 +145,35 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The address of the separate metrics listener, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish
     /// for at most the configured grace period, and closes the pool.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Application { listener, state } = self;
+        let Application {
+            listener,
+            metrics_listener,
+            state,
+        } = self;
         let grace = state.config.shutdown_grace;
         let store = state.store.clone();
-        let purge = crate::jobs::spawn_purge(store.clone(), crate::jobs::PURGE_EVERY);
+        let mut background = vec![crate::jobs::spawn_purge(store.clone(), crate::jobs::PURGE_EVERY)];
+        background.extend(crate::observability::spawn_samplers(
+            store.clone(),
+            state.redis.clone(),
+            state.config.observability.low_stock_below,
+            state.config.observability.business_metrics_every,
+        ));
+        if let Some(metrics_listener) = metrics_listener {
+            background.push(tokio::spawn(async move {
+                if let Err(error) = axum::serve(metrics_listener, crate::http::metrics_router()).await {
+                    tracing::error!(%error, "metrics listener failed");
+                }
+            }));
+        }
         let app = crate::http::router(state);
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -150,7 +185,7 @@ impl Application {
 
         tokio::select! {
             result = &mut server => {
-                purge.abort();
+                background.iter().for_each(JoinHandle::abort);
                 return flatten(result);
             }
             () = shutdown => {}
@@ -168,7 +203,7 @@ impl Application {
                 Ok(())
             }
         };
-        purge.abort();
+        background.iter().for_each(JoinHandle::abort);
         store.close().await;
         tracing::info!("stopped");
         outcome

@@ -76,7 +76,8 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     let key = match IdempotencyKey::parse(raw_key.as_bytes()) {
         Ok(key) => key,
         Err(invalid) => {
-            return ApiError::InvalidHeader(vec![FieldError::new("Idempotency-Key", invalid)]).into_response();
+            return ApiError::InvalidHeader(vec![FieldError::new("Idempotency-Key", invalid)])
+                .into_response();
         }
     };
     let (mut parts, body) = request.into_parts();

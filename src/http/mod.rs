@@ -24,7 +24,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::state::AppState;
 use error::ApiError;
-use routes::{auth as auth_routes, inventory, products, users};
+use routes::{auth as auth_routes, health, inventory, products, users};
 
 /// Everything the server answers, with its layers.
 pub fn router(state: AppState) -> Router {
@@ -68,8 +68,16 @@ pub fn router(state: AppState) -> Router {
             .and(NotForContentType::GRPC),
     );
 
+    let mut operational = Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready));
+    if state.config.observability.metrics_addr.is_none() {
+        operational = operational.route("/metrics", get(health::metrics));
+    }
+
     Router::new()
         .nest("/api/v1", api)
+        .merge(operational)
         .fallback(|| async { ApiError::NotFound })
         .with_state(state.clone())
         .layer(middleware::from_fn(problem_layer::middleware))
@@ -88,4 +96,11 @@ pub fn router(state: AppState) -> Router {
 pub struct HttpLimits {
     pub body_limit: usize,
     pub request_timeout: Duration,
+}
+
+/// The separate metrics listener's router (`TIENDA_METRICS_ADDR`).
+pub fn metrics_router() -> Router {
+    Router::new()
+        .route("/metrics", get(routes::health::metrics))
+        .fallback(|| async { ApiError::NotFound })
 }

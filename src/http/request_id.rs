@@ -30,8 +30,9 @@ fn generate() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-/// Assigns the request id, opens the request's span, and logs one line when the response is
-/// ready: method, route template, status, latency and id.
+/// Assigns the request id, opens the request's span, counts the request in the metrics (by route
+/// template, never the raw path), and logs one line when the response is ready: method, route
+/// template, status, latency and id (and the user id, once known).
 pub async fn middleware(mut request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let id = request
@@ -56,15 +57,19 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
         route = %route,
         user_id = tracing::field::Empty,
     );
+    crate::observability::http_in_flight(1.0);
     let mut response = REQUEST_ID
         .scope(id.clone(), next.run(request))
         .instrument(span.clone())
         .await;
+    crate::observability::http_in_flight(-1.0);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    crate::observability::record_http(method.as_str(), &route, status, elapsed);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(status, latency_ms, "request served"));
     response
 }

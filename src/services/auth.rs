@@ -9,6 +9,7 @@ use crate::auth::password::{HashError, Passwords};
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::{AccessTokens, TokenError, hash_refresh_token, new_refresh_token};
 use crate::domain::user::{Email, Password, Role, User};
+use crate::observability;
 use crate::store::refresh_tokens::Rotation;
 use crate::store::{Store, StoreError};
 
@@ -105,6 +106,7 @@ impl AuthService {
     ) -> Result<(User, TokenPair), AuthError> {
         let email_key = email.trim().to_ascii_lowercase();
         if let Some(wait) = self.throttle.blocked_for(&email_key, client).await {
+            observability::login("throttled");
             return Err(AuthError::Throttled(wait));
         }
         let found = self.store.find_credentials(email.trim()).await?;
@@ -117,11 +119,13 @@ impl AuthService {
         match user {
             Some(user) if password_ok && !user.disabled => {
                 self.throttle.clear_email(&email_key).await;
+                observability::login("success");
                 let pair = self.issue_pair(&user, None).await?;
                 Ok((user, pair))
             }
             _ => {
                 self.throttle.record_failure(&email_key, client).await;
+                observability::login("failure");
                 Err(AuthError::InvalidCredentials)
             }
         }

@@ -197,3 +197,80 @@ impl Store {
         }
     }
 }
+
+/// Connection counts of the pool(s).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolStats {
+    pub idle: u64,
+    pub in_use: u64,
+    pub max: u64,
+}
+
+/// What the business gauges show.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StockSummary {
+    pub products: i64,
+    pub units: i64,
+    pub out_of_stock: i64,
+    pub low_stock: i64,
+}
+
+impl Store {
+    pub fn pool_stats(&self) -> PoolStats {
+        let count = |size: u32, idle: usize, max: u32| PoolStats {
+            idle: idle as u64,
+            in_use: u64::from(size).saturating_sub(idle as u64),
+            max: u64::from(max),
+        };
+        match &self.pool {
+            Pool::Sqlite { reader, writer } => {
+                let r = count(
+                    reader.size(),
+                    reader.num_idle(),
+                    reader.options().get_max_connections(),
+                );
+                let w = count(
+                    writer.size(),
+                    writer.num_idle(),
+                    writer.options().get_max_connections(),
+                );
+                PoolStats {
+                    idle: r.idle + w.idle,
+                    in_use: r.in_use + w.in_use,
+                    max: r.max + w.max,
+                }
+            }
+            Pool::Postgres(pool) => count(pool.size(), pool.num_idle(), pool.options().get_max_connections()),
+        }
+    }
+
+    /// Takes a connection from the (reader) pool and gives it back: how long the wait is.
+    pub async fn acquire_probe(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite { reader, .. } => drop(reader.acquire().await?),
+            Pool::Postgres(pool) => drop(pool.acquire().await?),
+        }
+        Ok(())
+    }
+
+    /// Products, units in stock, and products out of / low on stock, in one aggregate query.
+    pub async fn stock_summary(&self, low_stock_below: i64) -> Result<StockSummary, StoreError> {
+        on_db!(self, |reader, _writer, _dialect| {
+            let row: (i64, i64, i64, i64) = sqlx::query_as(
+                "SELECT CAST(count(*) AS BIGINT), CAST(COALESCE(SUM(stock), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN stock = 0 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN stock > 0 AND stock < $1 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                 FROM products",
+            )
+            .bind(low_stock_below)
+            .fetch_one(reader)
+            .await?;
+            Ok(StockSummary {
+                products: row.0,
+                units: row.1,
+                out_of_stock: row.2,
+                low_stock: row.3,
+            })
+        })
+    }
+}

@@ -8,6 +8,7 @@ mod auth;
 mod errors;
 mod inventory;
 mod listing;
+mod operations;
 mod process;
 mod products;
 mod validation;

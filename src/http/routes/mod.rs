@@ -1,4 +1,5 @@
 pub mod auth;
+pub mod health;
 pub mod inventory;
 pub mod products;
 pub mod users;
