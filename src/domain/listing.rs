@@ -78,7 +78,9 @@ impl Sort {
     }
 }
 
-/// Full-text search terms: whitespace-separated, each holding at least one letter or digit.
+/// Full-text search text: 1..=200 characters, not only white space, no control characters.
+/// Its terms are the whitespace-separated words holding a letter or digit; a text without
+/// any (`"!!!"`) is valid and matches nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchQuery(String);
 
@@ -92,23 +94,25 @@ impl SearchQuery {
         if text.chars().any(char::is_control) {
             return Err("must not contain control characters");
         }
-        let terms: Vec<&str> = text
-            .split_whitespace()
-            .filter(|t| t.chars().any(char::is_alphanumeric))
-            .collect();
-        if terms.is_empty() {
-            return Err("must contain at least one letter or digit");
+        if text.trim().is_empty() {
+            return Err("must not be empty or only white space");
         }
-        Ok(SearchQuery(terms.join(" ")))
+        Ok(SearchQuery(text.split_whitespace().collect::<Vec<_>>().join(" ")))
     }
 
-    /// The normalised text (terms joined by one space).
+    /// The normalised text (words joined by one space).
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The words that can match anything: those holding a letter or digit.
     pub fn terms(&self) -> impl Iterator<Item = &str> {
-        self.0.split(' ')
+        self.0.split(' ').filter(|t| t.chars().any(char::is_alphanumeric))
+    }
+
+    /// Whether no word can match (e.g. `"!!!"`): the search finds nothing.
+    pub fn matches_nothing(&self) -> bool {
+        self.terms().next().is_none()
     }
 }
 
@@ -220,10 +224,13 @@ mod tests {
             SearchQuery::parse("  red   shirt ").unwrap().as_str(),
             "red shirt"
         );
-        assert_eq!(SearchQuery::parse("red !!").unwrap().as_str(), "red");
+        assert_eq!(
+            SearchQuery::parse("red !!").unwrap().terms().collect::<Vec<_>>(),
+            ["red"]
+        );
         assert!(SearchQuery::parse("").is_err());
         assert!(SearchQuery::parse("  ").is_err());
-        assert!(SearchQuery::parse("!! --").is_err());
+        assert!(SearchQuery::parse("!! --").unwrap().matches_nothing());
         assert!(SearchQuery::parse(&"a".repeat(201)).is_err());
         assert!(SearchQuery::parse("a\u{0}").is_err());
     }

@@ -56,6 +56,15 @@ impl Price {
         let cents = decimal.to_cents()?;
         Price::from_cents(cents)
     }
+
+    /// Parses a price sent as a string: plain decimal digits (`19.99`, `20`), no sign, no
+    /// exponent, the form the OpenAPI pattern documents.
+    pub fn parse_plain(text: &str) -> Result<Self, MoneyError> {
+        if text.starts_with('-') || text.contains(['e', 'E']) {
+            return Err(MoneyError::InvalidFormat);
+        }
+        Price::parse(text)
+    }
 }
 
 impl fmt::Display for Price {
@@ -200,6 +209,14 @@ mod tests {
             "1.2.3",
         ] {
             assert_eq!(Price::parse(text), Err(MoneyError::InvalidFormat), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn strings_take_plain_decimals_only() {
+        assert_eq!(Price::parse_plain("19.990").map(Price::cents), Ok(1999));
+        for text in ["1e3", "-0", "-1", "1E2"] {
+            assert_eq!(Price::parse_plain(text), Err(MoneyError::InvalidFormat), "{text}");
         }
     }
 

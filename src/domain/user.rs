@@ -7,14 +7,14 @@ use chrono::{DateTime, Utc};
 
 use super::product::Invalid;
 
-/// An email address: trimmed, 3..=254 ASCII characters, one `@` with a non-empty local part
+/// An email address: 3..=254 ASCII characters, one `@` with a non-empty local part
 /// (at most 64) and a dotted domain. Kept as sent; compared case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let email = raw.trim();
+        let email = raw;
         let invalid = || {
             Invalid::new(
                 "invalid_email",
@@ -139,9 +139,13 @@ mod tests {
 
     #[test]
     fn emails_are_validated_and_compared_without_case() {
-        let email = Email::parse("  Ana.Pérez@example.com ");
+        let email = Email::parse("Ana.Pérez@example.com");
         assert!(email.is_err(), "non-ASCII is refused");
-        let email = Email::parse(" Ana+shop@Example.COM ").unwrap();
+        assert!(
+            Email::parse(" ana@example.com").is_err(),
+            "white space is refused"
+        );
+        let email = Email::parse("Ana+shop@Example.COM").unwrap();
         assert_eq!(email.as_str(), "Ana+shop@Example.COM");
         assert_eq!(email.normalized(), "ana+shop@example.com");
         for bad in [

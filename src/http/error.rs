@@ -12,9 +12,10 @@ use crate::store::{Conflict, StoreError};
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One invalid input, named so a client can point at it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
+    #[schema(value_type = String)]
     pub code: &'static str,
     pub message: String,
 }
@@ -104,10 +105,13 @@ impl From<AuthError> for ApiError {
 }
 
 /// The problem body; `type` is what clients branch on.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// A stable relative URI per kind of problem; branch on it.
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "/problems/validation")]
     pub kind: &'static str,
+    #[schema(value_type = String)]
     pub title: &'static str,
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]

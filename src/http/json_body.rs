@@ -199,6 +199,34 @@ impl Fields {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::decode::integer;
+    use serde_json::value::RawValue;
+
+    fn int(text: &str) -> Result<i64, &'static str> {
+        integer(&RawValue::from_string(text.to_owned()).unwrap()).map_err(|e| e.code)
+    }
+
+    #[test]
+    fn integers_follow_json_schema() {
+        assert_eq!(int("12"), Ok(12));
+        assert_eq!(int("-7"), Ok(-7));
+        assert_eq!(int("12.0"), Ok(12));
+        assert_eq!(int("2147483646.0"), Ok(2_147_483_646));
+        assert_eq!(int("1e2"), Ok(100));
+        assert_eq!(int("1.5e1"), Ok(15));
+        assert_eq!(int("-0.0"), Ok(0));
+        assert_eq!(int("1200e-2"), Ok(12));
+        assert_eq!(int("1.5"), Err("invalid_type"));
+        assert_eq!(int("1e-1"), Err("invalid_type"));
+        assert_eq!(int("\"3\""), Err("invalid_type"));
+        assert_eq!(int("true"), Err("invalid_type"));
+        assert_eq!(int("9223372036854775808"), Err("out_of_range"));
+        assert_eq!(int("1e30"), Err("out_of_range"));
+    }
+}
+
 fn null_not_allowed() -> Invalid {
     Invalid::new("null_not_allowed", "must not be null")
 }
@@ -220,24 +248,62 @@ pub mod decode {
         }
     }
 
-    /// A JSON integer literal (no fraction, no exponent); `out_of_range` when it does not fit.
+    /// A JSON number with an integral value (`3`, `3.0`, `3e2`: JSON Schema's `integer`);
+    /// `out_of_range` when it does not fit an i64.
     pub fn integer(raw: &RawValue) -> Result<i64, Invalid> {
+        let not_integer = || Invalid::new("invalid_type", "must be an integer");
         let text = raw.get();
-        let digits = text.strip_prefix('-').unwrap_or(text);
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Invalid::new("invalid_type", "must be an integer"));
+        if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            return Err(not_integer());
         }
-        text.parse::<i64>()
-            .map_err(|_| Invalid::new("out_of_range", "is out of range"))
+        if let Ok(n) = text.parse::<i64>() {
+            return Ok(n);
+        }
+        let (negative, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+            Some((m, e)) => (m, e.parse::<i64>().map_err(|_| not_integer())?),
+            None => (unsigned, 0),
+        };
+        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let digits = format!("{int_part}{frac_part}");
+        let scale = exponent - frac_part.len() as i64;
+        let significant = digits.trim_start_matches('0');
+        let trailing = significant.len() - significant.trim_end_matches('0').len();
+        if significant.is_empty() {
+            return Ok(0);
+        }
+        if scale + (trailing as i64) < 0 {
+            return Err(not_integer());
+        }
+        if significant.len() as i64 + scale > 19 {
+            return Err(Invalid::new("out_of_range", "is out of range"));
+        }
+        let value: i128 = if scale >= 0 {
+            significant.parse::<i128>().map_err(|_| not_integer())? * 10i128.pow(scale as u32)
+        } else {
+            let keep = (significant.len() as i64 + scale) as usize;
+            significant[..keep].parse::<i128>().map_err(|_| not_integer())?
+        };
+        let value = if negative { -value } else { value };
+        i64::try_from(value).map_err(|_| Invalid::new("out_of_range", "is out of range"))
+    }
+
+    /// Decimal text as the client wrote it, and whether it came as a JSON string or number.
+    pub enum Decimal {
+        String(String),
+        Number(String),
     }
 
     /// A JSON number, or a string holding one; returns the decimal text as written.
-    pub fn decimal_text(raw: &RawValue) -> Result<String, Invalid> {
+    pub fn decimal_text(raw: &RawValue) -> Result<Decimal, Invalid> {
         let text = raw.get();
         if text.starts_with('"') {
-            string(raw)
+            string(raw).map(Decimal::String)
         } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-            Ok(text.to_owned())
+            Ok(Decimal::Number(text.to_owned()))
         } else {
             Err(Invalid::new(
                 "invalid_type",

@@ -46,7 +46,7 @@ fn parse_bounded(errors: &mut Errors, field: &str, text: &str, min: u64, max: u6
 }
 
 fn parse_price(errors: &mut Errors, field: &str, text: &str) -> Option<i64> {
-    match Price::parse(text) {
+    match Price::parse_plain(text) {
         Ok(price) => Some(price.cents()),
         Err(e) => {
             errors.add(field, e.code(), &e.to_string());

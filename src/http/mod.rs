@@ -1,16 +1,17 @@
 //! The one place that knows axum: the router, its layers, extractors and error rendering.
 
 mod auth;
-mod dto;
+pub(crate) mod dto;
 pub mod error;
 mod extract;
 mod idempotency;
 mod json_body;
 mod list_query;
+pub mod openapi;
 mod pagination;
 mod problem_layer;
 pub mod request_id;
-mod routes;
+pub(crate) mod routes;
 
 use std::time::Duration;
 
@@ -69,6 +70,11 @@ pub fn router(state: AppState) -> Router {
     );
 
     let mut operational = Router::new()
+        .route("/openapi.json", get(health::openapi_json))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs")
+                .config(utoipa_swagger_ui::Config::from("/openapi.json").persist_authorization(true)),
+        )
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready));
     if state.config.observability.metrics_addr.is_none() {

@@ -234,6 +234,14 @@ impl Store {
     #[instrument(skip_all, fields(sort = ?query.sort), err(level = "debug"))]
     pub async fn list_products(&self, query: &ListQuery) -> Result<Listed, StoreError> {
         let relevance = query.sort.key == SortKey::Relevance;
+        if query.filters.q.as_ref().is_some_and(|q| q.matches_nothing()) {
+            let total = matches!(query.page, Page::Offset { .. }).then_some(0);
+            return Ok(Listed {
+                items: Vec::new(),
+                total,
+                next: None,
+            });
+        }
         on_db!(self, |reader, _writer, dialect| {
             let page = page_statement(dialect, query)?;
             let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(page.sql)), &page.binds)

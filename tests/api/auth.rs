@@ -57,7 +57,7 @@ async fn assert_invalid_token(response: reqwest::Response) {
 
 both_backends! {
     async fn register_login_and_me(app) {
-        let response = post_anon(&app, "/api/v1/auth/register", json!({"email": " Ana@Example.com ", "password": "s3cret-pass"})).await;
+        let response = post_anon(&app, "/api/v1/auth/register", json!({"email": "Ana@Example.com", "password": "s3cret-pass"})).await;
         assert_eq!(response.status(), StatusCode::CREATED);
         let user: Value = response.json().await.unwrap();
         assert_eq!(user["email"], "Ana@Example.com");

@@ -8,6 +8,7 @@ mod auth;
 mod errors;
 mod inventory;
 mod listing;
+mod openapi;
 mod operations;
 mod process;
 mod products;

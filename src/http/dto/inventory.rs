@@ -20,7 +20,7 @@ pub fn parse_adjustment(body: JsonObject) -> Result<(Delta, Reason), ApiError> {
 }
 
 /// A ledger row.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AdjustmentResponse {
     pub id: i64,
     pub product_id: i64,
@@ -29,6 +29,7 @@ pub struct AdjustmentResponse {
     pub reason: String,
     /// The id of the user who made the change.
     pub actor: Option<i64>,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 

@@ -23,7 +23,11 @@ fn sku(raw: &serde_json::value::RawValue) -> Result<Sku, Invalid> {
     Sku::parse(&decode::string(raw)?)
 }
 fn price(raw: &serde_json::value::RawValue) -> Result<Price, Invalid> {
-    Price::parse(&decode::decimal_text(raw)?).map_err(|e| Invalid::new(e.code(), e.to_string()))
+    let parsed = match decode::decimal_text(raw)? {
+        decode::Decimal::String(text) => Price::parse_plain(&text),
+        decode::Decimal::Number(text) => Price::parse(&text),
+    };
+    parsed.map_err(|e| Invalid::new(e.code(), e.to_string()))
 }
 fn stock(raw: &serde_json::value::RawValue) -> Result<Stock, Invalid> {
     Stock::new(decode::integer(raw)?)
@@ -67,16 +71,24 @@ pub fn parse_patch(body: JsonObject) -> Result<ProductPatch, ApiError> {
 
 /// A product as the API returns it. `price` is a string with exactly two decimals, so no client
 /// JSON parser turns it into a binary float.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 42, "sku": "TSHIRT-RED-M", "name": "Red T-shirt", "description": "100% cotton", "price": "19.99", "stock": 12, "version": 3, "created_at": "2026-11-29T10:00:00Z", "updated_at": "2026-11-29T10:05:00Z"}))]
 pub struct ProductResponse {
     pub id: i64,
     pub sku: Option<String>,
     pub name: String,
     pub description: Option<String>,
+    /// Exact, always with two decimals.
+    #[schema(pattern = r"^(0|[1-9][0-9]*)\.[0-9]{2}$")]
     pub price: String,
+    #[schema(minimum = 0, maximum = 2147483647)]
     pub stock: i64,
+    /// Starts at 1, +1 on every change; the ETag is derived from it.
+    #[schema(minimum = 1)]
     pub version: i64,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 

@@ -8,12 +8,14 @@ use crate::http::error::ApiError;
 use crate::http::json_body::{Fields, JsonObject, decode};
 use crate::services::auth::TokenPair;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserResponse {
     pub id: i64,
     pub email: String,
+    #[schema(value_type = String, pattern = "^(admin|staff|customer)$")]
     pub role: &'static str,
     pub disabled: bool,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -29,9 +31,10 @@ impl From<User> for UserResponse {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
+    #[schema(value_type = String, pattern = "^Bearer$")]
     pub token_type: &'static str,
     pub expires_in: i64,
     pub refresh_token: String,

@@ -24,6 +24,9 @@ fn no_store(body: TokenResponse) -> Response {
     response
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
+    request_body = crate::http::openapi::schemas::RegisterRequest,
+    responses((status = 201, description = "Registered as a customer", body = UserResponse)))]
 #[instrument(skip_all)]
 pub async fn register(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
     let (email, password) = parse_registration(body)?;
@@ -31,6 +34,9 @@ pub async fn register(State(state): State<AppState>, body: JsonObject) -> Result
     Ok((StatusCode::CREATED, Json(UserResponse::from(user))).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = crate::http::openapi::schemas::LoginRequest,
+    responses((status = 200, description = "Tokens", body = TokenResponse)))]
 #[instrument(skip_all)]
 pub async fn login(
     State(state): State<AppState>,
@@ -45,6 +51,9 @@ pub async fn login(
     Ok(no_store(pair.into()))
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    request_body = crate::http::openapi::schemas::RefreshRequest,
+    responses((status = 200, description = "A new pair; the presented refresh token is spent", body = TokenResponse)))]
 #[instrument(skip_all)]
 pub async fn refresh(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
     let token = parse_refresh(body)?;
@@ -52,6 +61,9 @@ pub async fn refresh(State(state): State<AppState>, body: JsonObject) -> Result<
     Ok(no_store(pair.into()))
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    request_body = crate::http::openapi::schemas::RefreshRequest,
+    responses((status = 204, description = "The refresh token is revoked")))]
 #[instrument(skip_all)]
 pub async fn logout(State(state): State<AppState>, body: JsonObject) -> Result<StatusCode, ApiError> {
     let token = parse_refresh(body)?;
@@ -59,6 +71,9 @@ pub async fn logout(State(state): State<AppState>, body: JsonObject) -> Result<S
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, description = "The caller", body = UserResponse)),
+    security(("bearer" = [])))]
 #[instrument(skip_all)]
 pub async fn me(AuthUser(user): AuthUser) -> Json<UserResponse> {
     Json(UserResponse::from(user))

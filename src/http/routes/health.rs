@@ -13,12 +13,16 @@ use crate::observability;
 use crate::state::AppState;
 
 /// 200 while the process serves.
+#[utoipa::path(get, path = "/health/live", tag = "operations",
+    responses((status = 200, description = "Serving", body = crate::http::openapi::Live)))]
 pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// 200 when every configured dependency answers within a second, else 503 naming the one that
 /// failed (a problem body with a `checks` member).
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses((status = 200, description = "Every dependency answers", body = crate::http::openapi::Ready)))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let results = observability::probe(&state.store, state.redis.as_ref(), Duration::from_secs(1)).await;
     let checks: Map<String, Value> = results
@@ -54,6 +58,8 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics() -> Response {
     match observability::install() {
         Some(handle) => {
@@ -66,4 +72,9 @@ pub async fn metrics() -> Response {
         }
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// The OpenAPI 3.1 document of the whole API.
+pub async fn openapi_json() -> Json<Value> {
+    Json(crate::http::openapi::document().clone())
 }

@@ -24,6 +24,11 @@ fn render(adjustment: &Adjustment) -> StoredResponse {
     stored(StatusCode::CREATED, headers, body)
 }
 
+#[utoipa::path(post, path = "/api/v1/products/{id}/stock-adjustments", tag = "inventory",
+    request_body = crate::http::openapi::schemas::StockAdjustmentRequest,
+    params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::IdempotencyParams),
+    responses((status = 201, description = "Applied", body = AdjustmentResponse)),
+    security(("bearer" = [])))]
 #[instrument(skip_all, fields(product_id = id.0))]
 pub async fn adjust_stock(
     RequireStaff(user): RequireStaff,
@@ -46,7 +51,7 @@ pub async fn adjust_stock(
     Ok(response)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct LedgerPage {
     items: Vec<AdjustmentResponse>,
     page: u64,
@@ -55,6 +60,10 @@ pub struct LedgerPage {
     total_pages: u64,
 }
 
+#[utoipa::path(get, path = "/api/v1/products/{id}/stock-adjustments", tag = "inventory",
+    params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::PageParams),
+    responses((status = 200, description = "The ledger, newest first", body = LedgerPage)),
+    security(("bearer" = [])))]
 #[instrument(skip_all, fields(product_id = id.0))]
 pub async fn list_stock_adjustments(
     _staff: RequireStaff,

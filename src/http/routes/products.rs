@@ -41,6 +41,11 @@ fn product_response(status: StatusCode, product: Product) -> Response {
     into_response(&render(status, &product))
 }
 
+#[utoipa::path(post, path = "/api/v1/products", tag = "products",
+    request_body = crate::http::openapi::schemas::ProductWriteRequest,
+    params(crate::http::openapi::IdempotencyParams),
+    responses((status = 201, description = "Created", body = ProductResponse)),
+    security(("bearer" = [])))]
 #[instrument(skip_all)]
 pub async fn create_product(
     RequireStaff(user): RequireStaff,
@@ -62,6 +67,11 @@ pub async fn create_product(
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products",
+    params(("id" = i64, Path, description = "The product id", minimum = 1), ("If-None-Match" = Option<String>, Header, description = "An ETag you hold: 304 when it is still current")),
+    responses((status = 200, description = "The product", body = ProductResponse),
+        (status = 304, description = "Not modified: the ETag you sent is current")),
+    security((), ("bearer" = [])))]
 #[instrument(skip_all, fields(product_id = id.0))]
 pub async fn get_product(
     _access: ReadAccess,
@@ -81,6 +91,11 @@ pub async fn get_product(
     Ok(product_response(StatusCode::OK, product))
 }
 
+#[utoipa::path(put, path = "/api/v1/products/{id}", tag = "products",
+    request_body = crate::http::openapi::schemas::ProductWriteRequest,
+    params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::IfMatchParams),
+    responses((status = 200, description = "Replaced", body = ProductResponse)),
+    security(("bearer" = [])))]
 #[instrument(skip_all, fields(product_id = id.0))]
 pub async fn replace_product(
     RequireStaff(user): RequireStaff,
@@ -97,6 +112,13 @@ pub async fn replace_product(
     Ok(product_response(StatusCode::OK, product))
 }
 
+#[utoipa::path(patch, path = "/api/v1/products/{id}", tag = "products",
+    request_body(content(
+        (crate::http::openapi::schemas::ProductPatchRequest = "application/merge-patch+json"),
+        (crate::http::openapi::schemas::ProductPatchRequest = "application/json"))),
+    params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::IfMatchParams),
+    responses((status = 200, description = "Patched", body = ProductResponse)),
+    security(("bearer" = [])))]
 #[instrument(skip_all, fields(product_id = id.0))]
 pub async fn patch_product(
     RequireStaff(user): RequireStaff,
@@ -115,6 +137,10 @@ pub async fn patch_product(
     Ok(product_response(StatusCode::OK, product))
 }
 
+#[utoipa::path(delete, path = "/api/v1/products/{id}", tag = "products",
+    params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::IfMatchParams),
+    responses((status = 204, description = "Deleted, with its ledger")),
+    security(("bearer" = [])))]
 #[instrument(skip_all, fields(product_id = id.0))]
 pub async fn delete_product(
     _staff: RequireStaff,
@@ -127,7 +153,7 @@ pub async fn delete_product(
 }
 
 /// An offset page.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProductPage {
     items: Vec<ProductResponse>,
     page: u64,
@@ -137,12 +163,19 @@ pub struct ProductPage {
 }
 
 /// A keyset page.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProductCursorPage {
     items: Vec<ProductResponse>,
+    /// The cursor of the next page; `null` on the last.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/products", tag = "products",
+    params(crate::http::openapi::ListParams),
+    responses((status = 200, description = "An offset page (page/per_page) or a keyset page (limit/cursor)",
+        body = crate::http::openapi::ProductListing)),
+    security((), ("bearer" = [])))]
 #[instrument(skip_all)]
 pub async fn list_products(
     _access: ReadAccess,

@@ -15,7 +15,7 @@ use crate::http::json_body::JsonObject;
 use crate::http::pagination::{offset_links, parse_offset_query};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserPage {
     items: Vec<UserResponse>,
     page: u64,
@@ -24,6 +24,10 @@ pub struct UserPage {
     total_pages: u64,
 }
 
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    params(crate::http::openapi::PageParams),
+    responses((status = 200, description = "Users by id", body = UserPage)),
+    security(("bearer" = [])))]
 #[instrument(skip_all)]
 pub async fn list_users(
     _admin: RequireAdmin,
@@ -48,6 +52,11 @@ pub async fn list_users(
     Ok(response)
 }
 
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
+    request_body = crate::http::openapi::schemas::UserPatchRequest,
+    params(("id" = i64, Path, description = "The user id", minimum = 1)),
+    responses((status = 200, description = "The user", body = UserResponse)),
+    security(("bearer" = [])))]
 #[instrument(skip_all, fields(target_user = id.0))]
 pub async fn update_user(
     RequireAdmin(admin): RequireAdmin,

@@ -1,0 +1,351 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the DTO types, then
+//! completed from one table: which problems each operation can answer, and the headers every
+//! response carries. Served at `/openapi.json`, rendered by Swagger UI at `/docs`.
+
+pub mod schemas;
+
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::http::dto::inventory::AdjustmentResponse;
+use crate::http::dto::product::ProductResponse;
+use crate::http::dto::user::{TokenResponse, UserResponse};
+use crate::http::error::{FieldError, Problem};
+use crate::http::routes::inventory::LedgerPage;
+use crate::http::routes::products::{ProductCursorPage, ProductPage};
+use crate::http::routes::users::UserPage;
+use crate::http::routes::{auth, health, inventory, products, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tienda",
+        description = "Product catalogue and inventory API. Errors are RFC 9457 problem documents whose `type` is stable.",
+        license(name = "MIT")
+    ),
+    paths(
+        products::list_products, products::create_product, products::get_product, products::replace_product,
+        products::patch_product, products::delete_product,
+        inventory::adjust_stock, inventory::list_stock_adjustments,
+        auth::register, auth::login, auth::refresh, auth::logout, auth::me,
+        users::list_users, users::update_user,
+        health::live, health::ready, health::metrics,
+    ),
+    components(schemas(
+        ProductResponse, ProductPage, ProductCursorPage, ProductListing, AdjustmentResponse, LedgerPage,
+        UserResponse, UserPage, TokenResponse, Problem, FieldError, Live, Ready,
+        schemas::ProductWriteRequest, schemas::ProductPatchRequest, schemas::StockAdjustmentRequest,
+        schemas::RegisterRequest, schemas::LoginRequest, schemas::RefreshRequest, schemas::UserPatchRequest,
+        schemas::RoleName,
+    )),
+    tags(
+        (name = "products", description = "The catalogue"),
+        (name = "inventory", description = "Stock adjustments and the ledger"),
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "users", description = "User management (admin)"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// Either page shape of `GET /api/v1/products`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ProductListing {
+    Offset(ProductPage),
+    Keyset(ProductCursorPage),
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Live {
+    #[schema(example = "ok")]
+    status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    #[schema(example = "ready")]
+    status: String,
+    /// `up` per configured dependency (`database`, `redis`).
+    #[schema(value_type = Object, example = json!({"database": "up"}))]
+    checks: Value,
+}
+
+/// `page` and `per_page` of plain offset listings.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// 1-based page number.
+    #[param(minimum = 1, maximum = 10000000)]
+    page: Option<u64>,
+    /// Items per page.
+    #[param(minimum = 1, maximum = 100)]
+    per_page: Option<u64>,
+}
+
+/// The listing's parameters. Offset style (`page`, `per_page`) or keyset style (`limit`,
+/// `cursor`), not both.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// 1-based page number (offset style).
+    #[param(minimum = 1, maximum = 10000000)]
+    page: Option<u64>,
+    /// Items per page (offset style).
+    #[param(minimum = 1, maximum = 100)]
+    per_page: Option<u64>,
+    /// Items per page (keyset style).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u64>,
+    /// The `next_cursor` of the previous keyset page; it carries the sort and the filters.
+    #[param(min_length = 1, max_length = 4096)]
+    cursor: Option<String>,
+    /// Full-text search over name, description and sku: every word must match; relevance order
+    /// unless `sort` is given.
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    q: Option<String>,
+    /// Lowest price, inclusive.
+    #[param(pattern = r"^((0|[1-9][0-9]{0,8})(\.[0-9]{1,2}0*)?|1000000000(\.0+)?)$")]
+    min_price: Option<String>,
+    /// Highest price, inclusive; not below `min_price`.
+    #[param(pattern = r"^((0|[1-9][0-9]{0,8})(\.[0-9]{1,2}0*)?|1000000000(\.0+)?)$")]
+    max_price: Option<String>,
+    /// Only products with (true) or without (false) stock.
+    in_stock: Option<bool>,
+    /// Sort key, `-` for descending; ties break by id in the same direction.
+    #[param(value_type = Option<String>, pattern = r"^-?(id|name|price|stock|created_at|updated_at)$")]
+    sort: Option<String>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IfMatchParams {
+    /// Apply only if the product's current ETag matches (else 412 and nothing changes).
+    #[param(rename = "If-Match")]
+    if_match: Option<String>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyParams {
+    /// Makes a retry safe: the same key with the same request within 24 h replays the first
+    /// answer; with another request it is a 422; while the first still runs, a 409.
+    #[param(
+        rename = "Idempotency-Key",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[\x20-\x7e]+$"
+    )]
+    idempotency_key: Option<String>,
+}
+
+/// The problems each operation can answer, besides 500 (and 503 when the database is down).
+const PROBLEMS: &[(&str, &str, &[u16])] = &[
+    ("get", "/api/v1/products", &[400, 401]),
+    ("post", "/api/v1/products", &[400, 401, 403, 409, 413, 415, 422]),
+    ("get", "/api/v1/products/{id}", &[401, 404]),
+    (
+        "put",
+        "/api/v1/products/{id}",
+        &[400, 401, 403, 404, 409, 412, 413, 415, 422],
+    ),
+    (
+        "patch",
+        "/api/v1/products/{id}",
+        &[400, 401, 403, 404, 409, 412, 413, 415, 422],
+    ),
+    ("delete", "/api/v1/products/{id}", &[401, 403, 404, 412]),
+    (
+        "post",
+        "/api/v1/products/{id}/stock-adjustments",
+        &[400, 401, 403, 404, 409, 413, 415, 422],
+    ),
+    (
+        "get",
+        "/api/v1/products/{id}/stock-adjustments",
+        &[400, 401, 403, 404],
+    ),
+    ("post", "/api/v1/auth/register", &[400, 409, 413, 415, 422]),
+    ("post", "/api/v1/auth/login", &[400, 401, 413, 415, 422, 429]),
+    ("post", "/api/v1/auth/refresh", &[400, 401, 413, 415, 422]),
+    ("post", "/api/v1/auth/logout", &[400, 413, 415, 422]),
+    ("get", "/api/v1/auth/me", &[401]),
+    ("get", "/api/v1/users", &[400, 401, 403]),
+    (
+        "patch",
+        "/api/v1/users/{id}",
+        &[400, 401, 403, 404, 409, 413, 415, 422],
+    ),
+    ("get", "/health/ready", &[]),
+];
+
+fn problem_description(status: u16) -> &'static str {
+    match status {
+        400 => {
+            "Malformed JSON, a bad query parameter or header (`/problems/malformed-json`, `/problems/invalid-parameter`, `/problems/invalid-header`)"
+        }
+        401 => {
+            "Missing, invalid or expired credentials (`/problems/unauthorized`, `/problems/invalid-token`, `/problems/invalid-credentials`)"
+        }
+        403 => "Authenticated but not allowed (`/problems/forbidden`)",
+        404 => "No such resource (`/problems/not-found`)",
+        409 => {
+            "Conflict: duplicate sku or email, insufficient stock, stock limit, last admin, idempotency key in use"
+        }
+        412 => "If-Match does not match the current ETag; nothing changed (`/problems/precondition-failed`)",
+        413 => "Body over the limit (`/problems/payload-too-large`)",
+        415 => "Wrong content type (`/problems/unsupported-media-type`)",
+        422 => {
+            "Invalid body, every bad field named in `errors` (`/problems/validation`, `/problems/idempotency-key-reused`)"
+        }
+        429 => "Too many failed logins; see Retry-After (`/problems/too-many-requests`)",
+        500 => "Internal error; no internals are disclosed (`/problems/internal`)",
+        503 => "A dependency is unavailable; see Retry-After (`/problems/unavailable`)",
+        _ => "Problem",
+    }
+}
+
+fn header(description: &str, schema: Value) -> Value {
+    json!({"description": description, "schema": schema})
+}
+
+/// The document, built once.
+pub fn document() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(build)
+}
+
+fn build() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
+    doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    doc["components"]["securitySchemes"] = json!({
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                   "description": "An access token from POST /api/v1/auth/login"}
+    });
+    // The ready probe's failure is a problem document with a `checks` member.
+    doc["components"]["schemas"]["ReadyProblem"] = json!({
+        "allOf": [{"$ref": "#/components/schemas/Problem"},
+                  {"type": "object", "required": ["checks"], "properties": {"checks": {"type": "object"}}}]
+    });
+    // A delta is never zero.
+    doc["components"]["schemas"]["StockAdjustmentRequest"]["properties"]["delta"]["not"] =
+        json!({"const": 0});
+
+    // Query and header parameters are never null: an absent parameter is just absent.
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            for operation in item.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+                let parameters = operation.get_mut("parameters").and_then(Value::as_array_mut);
+                for parameter in parameters.into_iter().flatten() {
+                    let schema = &mut parameter["schema"];
+                    if let Some(types) = schema["type"].as_array() {
+                        let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                        if kept.len() == 1 {
+                            schema["type"] = kept[0].clone();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let request_id = header(
+        "The request's id, echoed from the request when sane",
+        json!({"type": "string"}),
+    );
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return doc;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            let problems = PROBLEMS
+                .iter()
+                .find(|(m, p, _)| m == method && p == path)
+                .map_or(&[][..], |(_, _, s)| *s);
+            let responses = &mut operation["responses"];
+            let api = path.starts_with("/api/");
+            let mut statuses: Vec<u16> = problems.to_vec();
+            if api {
+                statuses.extend([500, 503]);
+            }
+            if path == "/health/ready" {
+                responses["503"] = json!({
+                    "description": "A dependency is down; `checks` names it",
+                    "headers": {"Retry-After": header("Seconds to wait", json!({"type": "integer"}))},
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ReadyProblem"}}}
+                });
+            }
+            for status in statuses {
+                let mut response = json!({
+                    "description": problem_description(status),
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                });
+                match status {
+                    401 => {
+                        response["headers"]["WWW-Authenticate"] = header(
+                            "`Bearer`, with `error=\"invalid_token\"` for a bad token",
+                            json!({"type": "string"}),
+                        )
+                    }
+                    429 | 503 => {
+                        response["headers"]["Retry-After"] =
+                            header("Seconds to wait", json!({"type": "integer"}))
+                    }
+                    _ => {}
+                }
+                responses[status.to_string()] = response;
+            }
+            let Some(responses) = responses.as_object_mut() else {
+                continue;
+            };
+            for (status, response) in responses.iter_mut() {
+                response["headers"]["X-Request-Id"] = request_id.clone();
+                let product = path.starts_with("/api/v1/products/{id}")
+                    && !path.ends_with("stock-adjustments")
+                    || (path == "/api/v1/products" && method == "post");
+                if product && (status == "200" || status == "201" || status == "304") {
+                    response["headers"]["ETag"] =
+                        header("The product's version, e.g. `\"v3\"`", json!({"type": "string"}));
+                }
+                if status == "201" && path == "/api/v1/products" {
+                    response["headers"]["Location"] =
+                        header("The new product's URL", json!({"type": "string"}));
+                }
+                if status == "201" && method == "post" && path.starts_with("/api/v1/products") {
+                    response["headers"]["Idempotent-Replayed"] = header(
+                        "`true` when this is a replay of an earlier answer",
+                        json!({"type": "string"}),
+                    );
+                }
+                if status == "200"
+                    && method == "get"
+                    && matches!(
+                        path.as_str(),
+                        "/api/v1/products" | "/api/v1/users" | "/api/v1/products/{id}/stock-adjustments"
+                    )
+                {
+                    response["headers"]["Link"] = header(
+                        "RFC 8288 links: first, prev, next, last (next for keyset pages)",
+                        json!({"type": "string"}),
+                    );
+                }
+            }
+        }
+    }
+    doc
+}

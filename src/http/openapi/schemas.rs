@@ -1,0 +1,154 @@
+//! Request shapes for the OpenAPI document. The handlers read bodies field by field (to name
+//! every bad field); these types describe the same rules as JSON Schema, and the contract
+//! fuzzer in CI holds the two together.
+#![allow(dead_code)]
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
+
+/// No control characters, and at least one character that is not white space.
+pub const TEXT_PATTERN: &str =
+    r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+/// No control characters other than tab, line feed and carriage return.
+pub const LONG_TEXT_PATTERN: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
+/// A price as a string: a whole number of cents from 0 to 1000000000.
+pub const PRICE_STRING_PATTERN: &str = r"^((0|[1-9][0-9]{0,8})(\.[0-9]{1,2}0*)?|1000000000(\.0+)?)$";
+
+fn from_json(value: serde_json::Value) -> RefOr<Schema> {
+    serde_json::from_value(value).unwrap_or_else(|_| RefOr::T(Schema::default()))
+}
+
+/// Exact money in requests: a JSON number or a string, a whole number of cents.
+pub fn price_input() -> RefOr<Schema> {
+    from_json(serde_json::json!({
+        "oneOf": [
+            {"type": "string", "pattern": PRICE_STRING_PATTERN, "examples": ["19.99"]},
+            {"type": "number", "minimum": 0, "maximum": 1_000_000_000, "multipleOf": 0.01, "examples": [19.99]}
+        ],
+        "description": "A whole number of cents from 0 to 1000000000, as a JSON number (19.99) or string (\"19.99\"). Never rounded: 19.999 is refused."
+    }))
+}
+
+/// A product as POST and PUT take it. Unknown and read-only fields are refused.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Red T-shirt", "description": "100% cotton", "sku": "TSHIRT-RED-M", "price": "19.99", "stock": 12}))]
+pub struct ProductWriteRequest {
+    /// 1 to 200 characters after trimming; stored trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    name: String,
+    /// At most 5000 characters.
+    #[schema(
+        max_length = 5000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
+    description: Option<String>,
+    /// 1 to 64 of A-Z a-z 0-9 . _ -, unique ignoring case.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    sku: Option<String>,
+    #[schema(schema_with = price_input)]
+    price: String,
+    #[schema(minimum = 0, maximum = 2147483647)]
+    stock: i64,
+}
+
+/// A JSON merge patch (RFC 7396) of a product: absent fields stay, `null` clears `description`
+/// or `sku`; `name`, `price` and `stock` cannot be null.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"price": "17.50", "description": null}))]
+pub struct ProductPatchRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    #[serde(default)]
+    name: String,
+    #[schema(
+        max_length = 5000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
+    description: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    sku: Option<String>,
+    #[schema(schema_with = price_input)]
+    #[serde(default)]
+    price: String,
+    #[schema(minimum = 0, maximum = 2147483647)]
+    #[serde(default)]
+    stock: i64,
+}
+
+/// `{"delta", "reason"}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"delta": -3, "reason": "order 1001"}))]
+pub struct StockAdjustmentRequest {
+    /// A non-zero change of stock.
+    #[schema(minimum = -2147483647, maximum = 2147483647)]
+    delta: i64,
+    /// Why: 1 to 200 characters after trimming.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    reason: String,
+}
+
+/// Registration: the account is always a customer (a `role` field is refused).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ana@example.com", "password": "a long passphrase"}))]
+pub struct RegisterRequest {
+    /// An ASCII email address; unique ignoring case.
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = r"^[!-?A-~]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    )]
+    email: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128)]
+    password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ana@example.com", "password": "a long passphrase"}))]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// An admin's change to a user.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "staff"}))]
+pub struct UserPatchRequest {
+    #[serde(default)]
+    role: RoleName,
+    #[serde(default)]
+    disabled: bool,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    Admin,
+    Staff,
+    #[default]
+    Customer,
+}

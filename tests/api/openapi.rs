@@ -1,0 +1,119 @@
+//! The OpenAPI document: served, complete, and identical to the reviewed copy in docs/.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::helpers::*;
+
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+
+#[tokio::test]
+async fn the_served_spec_matches_the_committed_copy() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let response = app.anonymous(Method::GET, "/openapi.json").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let served: Value = response.json().await.unwrap();
+    let pretty = serde_json::to_string_pretty(&served).unwrap() + "\n";
+    if std::env::var("UPDATE_OPENAPI").is_ok() {
+        std::fs::write(COMMITTED, &pretty).unwrap();
+    }
+    let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+    assert!(
+        committed == pretty,
+        "the generated OpenAPI differs from docs/openapi.json: review the change, then run \
+         `UPDATE_OPENAPI=1 cargo test --test api openapi` and commit the file"
+    );
+}
+
+#[tokio::test]
+async fn the_spec_is_openapi_3_1_and_covers_every_route() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let spec: Value = app
+        .anonymous(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let expected = [
+        ("get", "/api/v1/products"),
+        ("post", "/api/v1/products"),
+        ("get", "/api/v1/products/{id}"),
+        ("put", "/api/v1/products/{id}"),
+        ("patch", "/api/v1/products/{id}"),
+        ("delete", "/api/v1/products/{id}"),
+        ("post", "/api/v1/products/{id}/stock-adjustments"),
+        ("get", "/api/v1/products/{id}/stock-adjustments"),
+        ("post", "/api/v1/auth/register"),
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/refresh"),
+        ("post", "/api/v1/auth/logout"),
+        ("get", "/api/v1/auth/me"),
+        ("get", "/api/v1/users"),
+        ("patch", "/api/v1/users/{id}"),
+        ("get", "/health/live"),
+        ("get", "/health/ready"),
+        ("get", "/metrics"),
+    ];
+    let mut documented = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.push((method.clone(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut wanted: Vec<(String, String)> = expected
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    wanted.sort();
+    assert_eq!(documented, wanted);
+    // Every write needs the bearer scheme; every operation documents its problems.
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let post = &spec["paths"]["/api/v1/products"]["post"];
+    assert_eq!(post["security"], serde_json::json!([{"bearer": []}]));
+    for status in ["400", "401", "403", "409", "413", "415", "422", "500"] {
+        let response = &post["responses"][status];
+        assert!(
+            response["content"]["application/problem+json"].is_object(),
+            "{status}"
+        );
+    }
+    let list = &spec["paths"]["/api/v1/products"]["get"]["parameters"];
+    let per_page = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "per_page")
+        .unwrap();
+    assert_eq!(
+        (
+            per_page["schema"]["minimum"].as_i64(),
+            per_page["schema"]["maximum"].as_i64()
+        ),
+        (Some(1), Some(100))
+    );
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served_from_the_binary() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let response = app.anonymous(Method::GET, "/docs/").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    // Its assets come from us, not from a CDN.
+    assert!(!html.contains("https://"), "{html}");
+    let config = app
+        .anonymous(Method::GET, "/docs/swagger-initializer.js")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(config.status(), StatusCode::OK);
+    assert!(config.text().await.unwrap().contains("/openapi.json"));
+}
