@@ -279,7 +279,7 @@ def shapes(dialect, anchors_, word, depth):
     half = {"min_price": 50000}
     out.append(("first page, min_price=500.00 (about half), sort=id",
                 page_statement(dialect, half, "id", False, limit=20)))
-    out.append(("first page, min_price=999.00 (about 0.05%), sort=id",
+    out.append(("first page, min_price=999.00 (about 0.15%), sort=id",
                 page_statement(dialect, {"min_price": 99900}, "id", False, limit=20)))
     out.append(("first page, min_price=500.00&in_stock=true, sort=id",
                 page_statement(dialect, {"min_price": 50000, "in_stock": True}, "id", False,

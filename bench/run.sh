@@ -49,7 +49,7 @@ Options (environment variable in brackets):
                      BENCH_TIENDA_BIN and BENCH_CEILING_BIN when set
   --no-plans         skip the query plans
   --seed-only        seed (or check the cache of) the databases, then stop
-Time at the defaults: about 6 minutes per database (14 scenarios x 2 rounds x (8 + 4) s, a 2 s
+Time at the defaults: about 7 to 8 minutes per database (14 scenarios x 2 rounds x (8 + 4) s, a 2 s
 warm-up each, then the plans), plus seeding on the first run (here: SQLite 20 s, PostgreSQL 1 min).
 EOF
 }
@@ -350,7 +350,7 @@ measure() { # db-label database-url anchor-file
   check_json "$C/products/$DEPTH" "j['id'] == $DEPTH" "ceiling"
 
   local q2=${WORDS2// /%20}
-  # name | base url | path | random-id prefix (empty: fixed path)
+  # id | name | base url | path | random-id prefix (empty: fixed path)
   local scenarios=(
     "ceiling|ceiling: GET /products/{random id}|$C||$C/products/"
     "get|GET /api/v1/products/{random id}|$T||$T/api/v1/products/"
