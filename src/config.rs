@@ -44,6 +44,9 @@ pub struct ObservabilitySettings {
     pub low_stock_below: i64,
     /// How often the business gauges are recomputed.
     pub business_metrics_every: Duration,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set: export
+    /// spans over OTLP/HTTP.
+    pub otlp: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -279,6 +282,8 @@ impl Config {
                 1,
                 86_400,
             )?),
+            otlp: get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+                || get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some(),
         };
 
         Ok(Config {

@@ -6,14 +6,23 @@ use tienda::commands;
 use tienda::config::Config;
 use tienda::startup::{Application, open_store, shutdown_signal};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => return fail(&format!("configuration error: {error}")),
     };
-    tienda::telemetry::init(config.log_format);
+    // Telemetry starts (and its guard flushes traces) outside the runtime: the OTLP exporter
+    // runs on a thread of its own with a blocking client.
+    let _telemetry = tienda::telemetry::init(config.log_format, config.observability.otlp);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("cannot start the runtime: {error}")),
+    };
+    runtime.block_on(run(cli, config))
+}
+
+async fn run(cli: Cli, config: Config) -> ExitCode {
     if config.secret.ephemeral {
         tracing::warn!(
             "TIENDA_JWT_SECRET is not set: using a random secret for this process only; \

@@ -1,7 +1,12 @@
-//! Logging: `tracing` with `RUST_LOG` filtering; JSON for machines, readable for people.
+//! Logs and traces: `tracing` with `RUST_LOG` filtering; JSON for machines, readable for people;
+//! spans exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (and no cost when not).
 
 use std::io::IsTerminal;
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, fmt};
@@ -23,10 +28,56 @@ impl LogFormat {
     }
 }
 
-/// Installs the global subscriber. Logs go to stdout; `RUST_LOG` defaults to `info`.
-pub fn init(format: LogFormat) {
+/// Flushes and stops the trace exporter when dropped. Drop it outside the async runtime: the
+/// exporter's HTTP client is a blocking one.
+#[must_use]
+pub struct TelemetryGuard(Option<SdkTracerProvider>);
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.0.take()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("tienda: cannot flush traces: {error}");
+        }
+    }
+}
+
+/// Builds the OTLP/HTTP exporter; it reads `OTEL_EXPORTER_OTLP_ENDPOINT` (and the other
+/// standard `OTEL_*` variables) itself.
+fn tracer_provider() -> Result<SdkTracerProvider, String> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resource = Resource::builder().with_service_name("tienda").build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
+}
+
+/// Installs the global subscriber. Logs go to stdout; `RUST_LOG` defaults to `info`. With
+/// `otlp` on, request and database spans are exported too, and an incoming W3C `traceparent`
+/// continues the caller's trace.
+pub fn init(format: LogFormat, otlp: bool) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let provider = if otlp {
+        match tracer_provider() {
+            Ok(provider) => Some(provider),
+            Err(error) => {
+                eprintln!("tienda: traces are not exported: {error}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let otel = provider.as_ref().map(|provider| {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("tienda"))
+    });
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
     let result = match format {
         LogFormat::Json => registry
             .with(
@@ -41,4 +92,25 @@ pub fn init(format: LogFormat) {
     };
     // A second init (tests start many apps in one process) keeps the first subscriber.
     let _ = result;
+    TelemetryGuard(provider)
+}
+
+/// Continues the caller's trace: makes `span` a child of the W3C `traceparent` in `headers`.
+pub fn continue_trace(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    struct Headers<'a>(&'a axum::http::HeaderMap);
+    impl opentelemetry::propagation::Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|v| v.to_str().ok())
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(|k| k.as_str()).collect()
+        }
+    }
+    if !headers.contains_key("traceparent") {
+        return;
+    }
+    let context =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&Headers(headers)));
+    let _ = span.set_parent(context);
 }

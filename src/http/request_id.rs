@@ -58,6 +58,7 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
         user_id = tracing::field::Empty,
     );
     crate::observability::http_in_flight(1.0);
+    crate::telemetry::continue_trace(&span, request.headers());
     let mut response = REQUEST_ID
         .scope(id.clone(), next.run(request))
         .instrument(span.clone())

@@ -51,7 +51,7 @@ impl Store {
     /// Takes the key for a request with `fingerprint`, or says why not. A record past its
     /// retention is replaced; an in-flight one older than `stale_after` (its request died without
     /// finishing) is taken over.
-    #[instrument(skip_all, fields(user_id), err(level = "debug"))]
+    #[instrument(name = "db.begin_idempotent", skip_all, fields(user_id), err(level = "debug"))]
     pub async fn begin_idempotent(
         &self,
         user_id: i64,
@@ -117,7 +117,12 @@ impl Store {
     }
 
     /// Stores the answer of a keyed request that wrote nothing (a 4xx).
-    #[instrument(skip_all, fields(user_id), err(level = "debug"))]
+    #[instrument(
+        name = "db.complete_idempotent",
+        skip_all,
+        fields(user_id),
+        err(level = "debug")
+    )]
     pub async fn complete_idempotent(
         &self,
         user_id: i64,
@@ -143,7 +148,12 @@ impl Store {
     }
 
     /// Releases a key whose request failed on our side (5xx), so a retry can succeed.
-    #[instrument(skip_all, fields(user_id), err(level = "debug"))]
+    #[instrument(
+        name = "db.abandon_idempotent",
+        skip_all,
+        fields(user_id),
+        err(level = "debug")
+    )]
     pub async fn abandon_idempotent(&self, user_id: i64, key: &str) -> Result<(), StoreError> {
         on_db!(self, |_reader, writer, _dialect| {
             sqlx::query(
@@ -158,7 +168,7 @@ impl Store {
     }
 
     /// Deletes records past their retention; returns how many.
-    #[instrument(skip_all, err(level = "debug"))]
+    #[instrument(name = "db.purge_idempotency_keys", skip_all, err(level = "debug"))]
     pub async fn purge_idempotency_keys(&self) -> Result<u64, StoreError> {
         let before = Timestamp(Timestamp::now().0 - RETENTION);
         on_db!(self, |_reader, writer, _dialect| {

@@ -38,7 +38,7 @@ impl Store {
     /// Adds `delta` to a product's stock when the result stays within 0..=2147483647, bumps its
     /// version and writes the ledger row, in one transaction. The database decides: the update
     /// is conditional, so concurrent adjustments can never take the stock below zero.
-    #[instrument(skip_all, fields(product_id, delta = delta.units()), err(level = "debug"))]
+    #[instrument(name = "db.adjust_stock", skip_all, fields(product_id, delta = delta.units()), err(level = "debug"))]
     pub async fn adjust_stock(
         &self,
         product_id: i64,
@@ -103,7 +103,7 @@ impl Store {
 
     /// A product's ledger, newest first, one offset page, with the number of rows. `NotFound`
     /// when the product does not exist.
-    #[instrument(skip_all, fields(product_id), err(level = "debug"))]
+    #[instrument(name = "db.list_ledger", skip_all, fields(product_id), err(level = "debug"))]
     pub async fn list_ledger(
         &self,
         product_id: i64,

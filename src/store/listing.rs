@@ -231,7 +231,7 @@ fn key_of(sort: Sort, product: &Product, score: Option<f64>) -> KeyValue {
 }
 
 impl Store {
-    #[instrument(skip_all, fields(sort = ?query.sort), err(level = "debug"))]
+    #[instrument(name = "db.list_products", skip_all, fields(sort = ?query.sort), err(level = "debug"))]
     pub async fn list_products(&self, query: &ListQuery) -> Result<Listed, StoreError> {
         let relevance = query.sort.key == SortKey::Relevance;
         if query.filters.q.as_ref().is_some_and(|q| q.matches_nothing()) {

@@ -97,7 +97,7 @@ pub const REASON_MANUAL_SET: &str = "manual set";
 
 impl Store {
     /// Inserts a product and its first ledger row in one transaction.
-    #[instrument(skip_all, err(level = "debug"))]
+    #[instrument(name = "db.create_product", skip_all, err(level = "debug"))]
     pub async fn create_product(
         &self,
         draft: &ProductDraft,
@@ -144,7 +144,7 @@ impl Store {
         })
     }
 
-    #[instrument(skip_all, fields(product_id = id), err(level = "debug"))]
+    #[instrument(name = "db.get_product", skip_all, fields(product_id = id), err(level = "debug"))]
     pub async fn get_product(&self, id: i64) -> Result<Product, StoreError> {
         on_db!(self, |reader, _writer, _dialect| {
             let row: Option<ProductRow> = sqlx::query_as(SELECT_PRODUCT)
@@ -158,7 +158,7 @@ impl Store {
     /// Replaces the client-owned fields with what `change` makes of the current ones, when
     /// `precondition` holds, bumping `version`. A stock change writes a `manual set` ledger row.
     /// Read, check and write happen under the row's write lock, in one transaction.
-    #[instrument(skip_all, fields(product_id = id), err(level = "debug"))]
+    #[instrument(name = "db.update_product", skip_all, fields(product_id = id), err(level = "debug"))]
     pub async fn update_product(
         &self,
         id: i64,
@@ -208,7 +208,7 @@ impl Store {
     }
 
     /// Deletes a product when `precondition` holds. Its ledger goes with it (ON DELETE CASCADE).
-    #[instrument(skip_all, fields(product_id = id), err(level = "debug"))]
+    #[instrument(name = "db.delete_product", skip_all, fields(product_id = id), err(level = "debug"))]
     pub async fn delete_product(&self, id: i64, precondition: &Precondition) -> Result<(), StoreError> {
         on_db!(self, |_reader, writer, dialect| {
             let mut tx = writer.begin_with(dialect.begin_write()).await?;

@@ -29,7 +29,12 @@ struct TokenRow {
 }
 
 impl Store {
-    #[instrument(skip_all, fields(user_id), err(level = "debug"))]
+    #[instrument(
+        name = "db.insert_refresh_token",
+        skip_all,
+        fields(user_id),
+        err(level = "debug")
+    )]
     pub async fn insert_refresh_token(
         &self,
         user_id: i64,
@@ -54,7 +59,7 @@ impl Store {
     }
 
     /// Spends the token with `old_hash` and stores `new_hash` in its family, atomically.
-    #[instrument(skip_all, err(level = "debug"))]
+    #[instrument(name = "db.rotate_refresh_token", skip_all, err(level = "debug"))]
     pub async fn rotate_refresh_token(
         &self,
         old_hash: &str,
@@ -124,7 +129,7 @@ impl Store {
     }
 
     /// Revokes one token (logout). Unknown tokens are ignored.
-    #[instrument(skip_all, err(level = "debug"))]
+    #[instrument(name = "db.revoke_refresh_token", skip_all, err(level = "debug"))]
     pub async fn revoke_refresh_token(&self, token_hash: &str) -> Result<(), StoreError> {
         let now = Timestamp::now();
         on_db!(self, |_reader, writer, _dialect| {
@@ -140,7 +145,7 @@ impl Store {
     }
 
     /// Deletes tokens that expired before `before`; returns how many.
-    #[instrument(skip_all, err(level = "debug"))]
+    #[instrument(name = "db.purge_refresh_tokens", skip_all, err(level = "debug"))]
     pub async fn purge_refresh_tokens(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         on_db!(self, |_reader, writer, _dialect| {
             let done = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")

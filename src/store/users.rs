@@ -42,7 +42,7 @@ fn map_write_error(error: sqlx::Error) -> StoreError {
 }
 
 impl Store {
-    #[instrument(skip_all, err(level = "debug"))]
+    #[instrument(name = "db.create_user", skip_all, err(level = "debug"))]
     pub async fn create_user(
         &self,
         email: &Email,
@@ -67,7 +67,7 @@ impl Store {
     }
 
     /// The user with this email (any case) and their password hash.
-    #[instrument(skip_all, err(level = "debug"))]
+    #[instrument(name = "db.find_credentials", skip_all, err(level = "debug"))]
     pub async fn find_credentials(&self, email: &str) -> Result<Option<(User, String)>, StoreError> {
         on_db!(self, |reader, _writer, _dialect| {
             let row: Option<(i64, String)> =
@@ -82,7 +82,7 @@ impl Store {
         })
     }
 
-    #[instrument(skip_all, fields(user_id = id), err(level = "debug"))]
+    #[instrument(name = "db.get_user", skip_all, fields(user_id = id), err(level = "debug"))]
     pub async fn get_user(&self, id: i64) -> Result<User, StoreError> {
         on_db!(self, |reader, _writer, _dialect| {
             let row: Option<UserRow> =
@@ -95,7 +95,7 @@ impl Store {
     }
 
     /// One offset page of users by id, and the number of users.
-    #[instrument(skip_all, err(level = "debug"))]
+    #[instrument(name = "db.list_users", skip_all, err(level = "debug"))]
     pub async fn list_users(&self, limit: u64, offset: u64) -> Result<(Vec<User>, u64), StoreError> {
         let limit = limit.min(i64::MAX as u64) as i64;
         let offset = offset.min(i64::MAX as u64) as i64;
@@ -117,7 +117,7 @@ impl Store {
 
     /// Applies an admin's change. Refuses (409) to leave the shop without an enabled admin; the
     /// admins are locked while counting, so two concurrent demotions cannot both pass.
-    #[instrument(skip_all, fields(user_id = id), err(level = "debug"))]
+    #[instrument(name = "db.update_user", skip_all, fields(user_id = id), err(level = "debug"))]
     pub async fn update_user(&self, id: i64, change: &UserChange) -> Result<User, StoreError> {
         let now = Timestamp::now();
         on_db!(self, |_reader, writer, dialect| {

@@ -382,3 +382,90 @@ fn the_bootstrap_admin_is_created_once_and_never_overwritten() {
     signal(&second, "TERM");
     assert!(wait_with_timeout(&mut second, Duration::from_secs(10)).success());
 }
+
+/// Spans received by a small OTLP/HTTP receiver: (name, trace id, parent span id) in hex.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+
+async fn otlp_receiver() -> (String, Received) {
+    use axum::body::Bytes;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    let received: Received = Default::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+                if let Ok(request) = ExportTraceServiceRequest::decode(body) {
+                    let mut sink = sink.lock().unwrap();
+                    for resource in request.resource_spans {
+                        for scope in resource.scope_spans {
+                            for span in scope.spans {
+                                sink.push((span.name, hex(&span.trace_id), hex(&span.parent_span_id)));
+                            }
+                        }
+                    }
+                }
+                ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_are_exported_over_otlp_and_continue_the_callers_trace() {
+    let (endpoint, received) = otlp_receiver().await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, addr) = serve(dir.path(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "GET /api/v1/products/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\ntraceparent: 00-{trace_id}-{parent}-01\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+        // Stopping flushes the batch exporter.
+        signal(&child, "TERM");
+        assert!(wait_with_timeout(&mut child, Duration::from_secs(15)).success());
+    })
+    .await
+    .unwrap();
+    let spans = received.lock().unwrap().clone();
+    let in_trace: Vec<&(String, String, String)> = spans.iter().filter(|(_, t, _)| t == trace_id).collect();
+    let request = in_trace.iter().find(|(name, _, _)| name == "request");
+    assert!(
+        request.is_some(),
+        "no request span in the caller's trace: {spans:?}"
+    );
+    assert_eq!(
+        request.unwrap().2,
+        parent,
+        "the request span is a child of the caller's span"
+    );
+    assert!(
+        in_trace.iter().any(|(name, _, _)| name == "db.get_product"),
+        "no database span in the trace: {spans:?}"
+    );
+}
+
+#[test]
+fn without_an_otlp_endpoint_nothing_is_exported_and_nothing_breaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(dir.path(), &[]);
+    let (status, _) = http(&addr, "GET", "/health/live", None, "");
+    assert_eq!(status, 200);
+    signal(&child, "TERM");
+    assert!(wait_with_timeout(&mut child, Duration::from_secs(10)).success());
+}
