@@ -40,7 +40,6 @@ ALLOWED = {
     "tienda_http_requests_in_flight",
     "tienda_db_pool_connections",
     "tienda_db_pool_max_connections",
-    "tienda_cache_requests_total",
     "tienda_login_attempts_total",
     "tienda_products",
     "tienda_stock_units",

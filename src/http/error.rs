@@ -106,6 +106,7 @@ impl From<AuthError> for ApiError {
 
 /// The problem body; `type` is what clients branch on.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"type": "/problems/validation", "title": "Request body is invalid", "status": 422, "detail": "1 field is invalid", "errors": [{"field": "price", "code": "too_many_decimals", "message": "at most 2 decimal places"}], "request_id": "01938f6e5c2a7b3e8f4d2a1b0c9d8e7f"}))]
 pub struct Problem {
     /// A stable relative URI per kind of problem; branch on it.
     #[serde(rename = "type")]

@@ -21,6 +21,7 @@ pub fn parse_adjustment(body: JsonObject) -> Result<(Delta, Reason), ApiError> {
 
 /// A ledger row.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 7, "product_id": 42, "delta": -3, "stock_after": 9, "reason": "order 1001", "actor": 1, "created_at": "2026-11-29T10:05:00Z"}))]
 pub struct AdjustmentResponse {
     pub id: i64,
     pub product_id: i64,

@@ -9,6 +9,7 @@ use crate::http::json_body::{Fields, JsonObject, decode};
 use crate::services::auth::TokenPair;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": 2, "email": "ana@example.com", "role": "customer", "disabled": false, "created_at": "2026-11-29T10:00:00Z"}))]
 pub struct UserResponse {
     pub id: i64,
     pub email: String,
@@ -32,6 +33,7 @@ impl From<User> for UserResponse {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIyIn0.c2lnbmF0dXJl", "token_type": "Bearer", "expires_in": 900, "refresh_token": "kP3vQ0mZl2N9xYtR7wEaB1cD4fG6hJ8kL0mN2pQ4rS6"}))]
 pub struct TokenResponse {
     pub access_token: String,
     #[schema(value_type = String, pattern = "^Bearer$")]

@@ -122,9 +122,40 @@ pub struct ListParams {
     max_price: Option<String>,
     /// Only products with (true) or without (false) stock.
     in_stock: Option<bool>,
-    /// Sort key, `-` for descending; ties break by id in the same direction.
-    #[param(value_type = Option<String>, pattern = r"^-?(id|name|price|stock|created_at|updated_at)$")]
-    sort: Option<String>,
+    /// Sort key, `-` for descending; ties break by id in the same direction. Default `id`, or
+    /// relevance when `q` is given.
+    #[param(inline)]
+    sort: Option<SortParam>,
+}
+
+/// The values of `sort`.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub enum SortParam {
+    #[serde(rename = "id")]
+    Id,
+    #[serde(rename = "-id")]
+    IdDesc,
+    #[serde(rename = "name")]
+    Name,
+    #[serde(rename = "-name")]
+    NameDesc,
+    #[serde(rename = "price")]
+    Price,
+    #[serde(rename = "-price")]
+    PriceDesc,
+    #[serde(rename = "stock")]
+    Stock,
+    #[serde(rename = "-stock")]
+    StockDesc,
+    #[serde(rename = "created_at")]
+    CreatedAt,
+    #[serde(rename = "-created_at")]
+    CreatedAtDesc,
+    #[serde(rename = "updated_at")]
+    UpdatedAt,
+    #[serde(rename = "-updated_at")]
+    UpdatedAtDesc,
 }
 
 #[derive(IntoParams)]
