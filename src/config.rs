@@ -295,6 +295,7 @@ impl Config {
             pool: PoolSettings {
                 max_connections,
                 acquire_timeout,
+                statement_timeout: request_timeout,
             },
             addr,
             environment,

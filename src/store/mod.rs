@@ -62,6 +62,9 @@ impl ConnectOptions {
 pub struct PoolSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// PostgreSQL cancels a statement that runs longer, so a query whose request has given up
+    /// cannot hold a pooled connection for minutes.
+    pub statement_timeout: Duration,
 }
 
 /// The SQL dialect a block is running against, for the few statements that differ.
@@ -158,7 +161,10 @@ impl Store {
                 PgPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
-                    .connect_with(options.clone())
+                    .connect_with(options.clone().options([(
+                        "statement_timeout",
+                        format!("{}ms", settings.statement_timeout.as_millis()),
+                    )]))
                     .await?,
             ),
         };
@@ -173,7 +179,15 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pool {
             Pool::Sqlite { writer, .. } => SQLITE_MIGRATIONS.run(writer).await?,
-            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+            Pool::Postgres(pool) => {
+                // Migrations may rebuild indexes over a large catalogue: no statement timeout.
+                let mut conn = pool.acquire().await?;
+                sqlx::query("SET statement_timeout = 0")
+                    .execute(&mut *conn)
+                    .await?;
+                POSTGRES_MIGRATIONS.run(&mut *conn).await?;
+                sqlx::query("RESET statement_timeout").execute(&mut *conn).await?;
+            }
         }
         Ok(())
     }
