@@ -469,3 +469,64 @@ fn without_an_otlp_endpoint_nothing_is_exported_and_nothing_breaks() {
     signal(&child, "TERM");
     assert!(wait_with_timeout(&mut child, Duration::from_secs(10)).success());
 }
+
+#[test]
+fn request_logs_are_json_lines_with_the_user_and_never_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let mut command = tienda(dir.path());
+    command
+        .env("TIENDA_ADDR", "127.0.0.1:0")
+        .env("TIENDA_ADMIN_EMAIL", ADMIN.0)
+        .env("TIENDA_ADMIN_PASSWORD", ADMIN.1)
+        .env("RUST_LOG", "debug")
+        .arg("serve")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null());
+    let mut child = Server(command.spawn().unwrap());
+    let addr = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let found = text.lines().find_map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).ok()?;
+                (value["message"] == "serving").then(|| value["addr"].as_str().unwrap_or_default().to_owned())
+            });
+            if let Some(addr) = found {
+                break addr;
+            }
+            assert!(Instant::now() < deadline, "the server did not start: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let token = admin_token(&addr);
+    let (status, body) = http(&addr, "GET", "/api/v1/auth/me", Some(&token), "");
+    assert_eq!(status, 200, "{body}");
+    let refresh_body = r#"{"refresh_token": "a-refresh-token-that-must-not-be-logged"}"#;
+    http(&addr, "POST", "/api/v1/auth/refresh", None, refresh_body);
+    signal(&child, "TERM");
+    assert!(wait_with_timeout(&mut child, Duration::from_secs(10)).success());
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in [
+        ADMIN.1,
+        token.as_str(),
+        "a-refresh-token-that-must-not-be-logged",
+        "Bearer ",
+    ] {
+        assert!(!text.contains(secret), "a log line contains {secret:?}");
+    }
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let me = lines
+        .iter()
+        .find(|l| l["message"] == "request served" && l["span"]["route"] == "/api/v1/auth/me")
+        .expect("one line for the request");
+    assert_eq!(me["status"], 200);
+    assert!(me["latency_ms"].as_f64().is_some());
+    assert_eq!(me["span"]["method"], "GET");
+    assert!(me["span"]["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(
+        me["span"]["user_id"].as_i64().is_some(),
+        "the user id is in the request's line: {me}"
+    );
+}
