@@ -155,17 +155,12 @@ fn key_bind(key: SortKey, value: &KeyValue) -> Option<Bind> {
 fn page_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, StoreError> {
     let sort = query.sort;
     let relevance = sort.key == SortKey::Relevance;
-    let mut statement = Statement::default();
     if relevance {
-        // Ranking needs every match scored first, and bm25() cannot appear in WHERE: score the
-        // matches in a materialised CTE, then walk it by (score, id).
-        statement.push("WITH p AS MATERIALIZED (SELECT ").push(COLUMNS);
-        push_from_where(&mut statement, dialect, &query.filters, true);
-        statement.push(") SELECT * FROM p WHERE TRUE");
-    } else {
-        statement.push("SELECT ").push(COLUMNS);
-        push_from_where(&mut statement, dialect, &query.filters, false);
+        return relevance_statement(dialect, query);
     }
+    let mut statement = Statement::default();
+    statement.push("SELECT ").push(COLUMNS);
+    push_from_where(&mut statement, dialect, &query.filters, false);
     let direction = if sort.descending { "DESC" } else { "ASC" };
     let column = key_column(sort.key);
     match &query.page {
@@ -201,6 +196,63 @@ fn page_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, Stor
     Ok(statement)
 }
 
+/// Whether the search is the only filter: SQLite can then rank and count from the FTS index
+/// alone, without touching the products table until the page is chosen.
+fn search_only(filters: &Filters) -> bool {
+    filters.q.is_some()
+        && filters.min_price.is_none()
+        && filters.max_price.is_none()
+        && filters.in_stock.is_none()
+}
+
+/// A page in relevance order. Every match must be scored before the best can be known, so the
+/// scoring reads ids and scores only (the FTS index alone on SQLite when nothing else filters),
+/// the page's ids are chosen from those, and only the page's rows are read from `products`.
+fn relevance_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, StoreError> {
+    let mut statement = Statement::default();
+    statement.push("WITH r AS MATERIALIZED (");
+    if dialect == Dialect::Sqlite && search_only(&query.filters) {
+        // bm25 weights: a word in the name counts most, then the sku, then the description.
+        statement.push(
+            "SELECT products_fts.rowid AS id, bm25(products_fts, 10.0, 1.0, 5.0) AS score \
+             FROM products_fts WHERE products_fts MATCH ",
+        );
+        statement.bind(Bind::Text(fts5_match(&query.filters).unwrap_or_default()));
+    } else {
+        statement.push("SELECT p.id");
+        push_from_where(&mut statement, dialect, &query.filters, true);
+    }
+    statement.push("), k AS (SELECT id, score FROM r WHERE TRUE");
+    if let Page::Keyset {
+        after: Some(after), ..
+    } = &query.page
+    {
+        let bind = key_bind(SortKey::Relevance, &after.key).ok_or(StoreError::InvalidCursor)?;
+        statement.push(" AND (score, id) > (");
+        statement
+            .bind(bind)
+            .push(", ")
+            .bind(Bind::Int(after.id))
+            .push(")");
+    }
+    statement.push(" ORDER BY score, id LIMIT ");
+    match &query.page {
+        Page::Keyset { limit, .. } => {
+            statement.bind(Bind::Int(*limit as i64 + 1));
+        }
+        Page::Offset { page, per_page } => {
+            let offset = (page - 1).saturating_mul(*per_page).min(i64::MAX as u64) as i64;
+            statement
+                .bind(Bind::Int(*per_page as i64))
+                .push(" OFFSET ")
+                .bind(Bind::Int(offset));
+        }
+    }
+    statement.push(") SELECT ").push(COLUMNS);
+    statement.push(", k.score AS score FROM k JOIN products p ON p.id = k.id ORDER BY k.score, k.id");
+    Ok(statement)
+}
+
 /// The statement behind `total`: a maintained count when the filters allow, else `count(*)`.
 fn count_statement(dialect: Dialect, filters: &Filters) -> Statement {
     let mut statement = Statement::default();
@@ -211,6 +263,9 @@ fn count_statement(dialect: Dialect, filters: &Filters) -> Statement {
             Some(true) => "SELECT in_stock FROM product_counts WHERE id = 1",
             Some(false) => "SELECT total - in_stock FROM product_counts WHERE id = 1",
         });
+    } else if dialect == Dialect::Sqlite && search_only(filters) {
+        statement.push("SELECT count(*) FROM products_fts WHERE products_fts MATCH ");
+        statement.bind(Bind::Text(fts5_match(filters).unwrap_or_default()));
     } else {
         statement.push("SELECT count(*)");
         push_from_where(&mut statement, dialect, filters, false);

@@ -212,6 +212,36 @@ both_backends! {
         assert_eq!(ids(page["items"].as_array().unwrap()), descending);
     }
 
+    async fn relevance_walks_visit_every_match_once_despite_tied_scores(app) {
+        let mut bodies: Vec<Value> = (0..30).map(|i| json!({"name": format!("Item {i}"), "description": "plain mug", "price": 1, "stock": i % 2})).collect();
+        bodies.extend((0..5).map(|i| json!({"name": format!("Mug {i}"), "description": "a mug", "price": 2, "stock": 1})));
+        bodies.push(json!({"name": "Other", "description": "cup", "price": 1, "stock": 1}));
+        let products = app.seed(bodies).await;
+        let mut expected: Vec<i64> = ids(&products[..35]);
+        expected.sort();
+        for query in ["q=mug&limit=4", "q=mug&limit=7&in_stock=true"] {
+            let walked = app.walk_cursor(&format!("/api/v1/products?{query}")).await;
+            let mut got = ids(&walked);
+            if query.contains("in_stock") {
+                let mut want: Vec<i64> = ids(&products[..35].iter().filter(|p| p["stock"].as_i64().unwrap() > 0).cloned().collect::<Vec<_>>());
+                want.sort();
+                got.sort();
+                assert_eq!(got, want, "{query}");
+            } else {
+                // The five with the word in the name rank first.
+                let names: Vec<bool> = walked.iter().map(|p| p["name"].as_str().unwrap().starts_with("Mug")).collect();
+                assert!(names[..5].iter().all(|b| *b) && names[5..].iter().all(|b| !b), "{names:?}");
+                got.sort();
+                assert_eq!(got, expected, "{query}");
+            }
+        }
+        let offset = app.walk_pages("q=mug", 6).await;
+        let mut got = ids(&offset);
+        got.sort();
+        assert_eq!(got, expected);
+        assert_eq!(app.get_page("/api/v1/products?q=mug").await.0["total"], 35);
+    }
+
     async fn search_follows_updates_and_deletes(app) {
         let product = app.create_product(json!({"name": "Blue Vase", "price": 1, "stock": 1})).await;
         let path = format!("/api/v1/products/{}", product["id"]);
