@@ -55,8 +55,8 @@ pub fn stored(status: StatusCode, headers: Vec<(String, String)>, body: Vec<u8>)
     }
 }
 
-pub fn into_response(stored: &StoredResponse) -> Response {
-    let mut response = Response::new(Body::from(stored.body.clone()));
+pub fn into_response(stored: StoredResponse) -> Response {
+    let mut response = Response::new(Body::from(stored.body));
     *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     for (name, value) in &stored.headers {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
@@ -99,7 +99,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     {
         Err(error) => return ApiError::from(error).into_response(),
         Ok(Begin::Replay(stored)) => {
-            let mut response = into_response(&stored);
+            let mut response = into_response(stored);
             response
                 .headers_mut()
                 .insert(IDEMPOTENT_REPLAYED.clone(), HeaderValue::from_static("true"));

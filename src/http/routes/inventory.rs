@@ -44,7 +44,7 @@ pub async fn adjust_stock(
         .adjust_stock(id.0, delta, &reason, Some(user.id), completion)
         .await?;
     crate::observability::stock_adjusted(adjustment.delta);
-    let mut response = into_response(&render(&adjustment));
+    let mut response = into_response(render(&adjustment));
     if idempotency.is_some() {
         response.extensions_mut().insert(CompletedInTransaction);
     }

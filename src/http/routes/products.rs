@@ -38,7 +38,7 @@ fn render(status: StatusCode, product: &Product) -> StoredResponse {
 }
 
 fn product_response(status: StatusCode, product: Product) -> Response {
-    into_response(&render(status, &product))
+    into_response(render(status, &product))
 }
 
 #[utoipa::path(post, path = "/api/v1/products", tag = "products",
@@ -60,7 +60,7 @@ pub async fn create_product(
         .store
         .create_product(&draft, Some(user.id), completion)
         .await?;
-    let mut response = into_response(&render_created(&product));
+    let mut response = into_response(render_created(&product));
     if idempotency.is_some() {
         response.extensions_mut().insert(CompletedInTransaction);
     }
