@@ -31,6 +31,7 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
     }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            let shutdown = shutdown_signal();
             let app = match Application::build(config).await {
                 Ok(app) => app,
                 Err(error) => return fail(&error.to_string()),
@@ -38,7 +39,7 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
             if let Ok(addr) = app.local_addr() {
                 tracing::info!(%addr, "serving");
             }
-            match app.run_until(shutdown_signal()).await {
+            match app.run_until(shutdown).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => fail(&format!("server error: {error}")),
             }
