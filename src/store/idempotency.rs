@@ -32,6 +32,26 @@ pub struct Completion<'a, T> {
 pub(crate) const COMPLETE: &str = "UPDATE idempotency_keys SET state = 'done', status = $3, headers = $4, body = $5, \
      updated_at = $6 WHERE user_id = $1 AND key = $2";
 
+/// Inside a write's transaction `$tx`: when `$completion` is given, renders its answer for
+/// `$value` and marks the key done with it, so both commit together.
+macro_rules! complete_in_transaction {
+    ($tx:expr, $completion:expr, $value:expr, $now:expr) => {
+        if let Some(completion) = $completion {
+            let response = (completion.render)($value);
+            sqlx::query($crate::store::idempotency::COMPLETE)
+                .bind(completion.user_id)
+                .bind(completion.key)
+                .bind(i32::from(response.status))
+                .bind($crate::store::idempotency::headers_json(&response))
+                .bind(response.body.as_slice())
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+pub(crate) use complete_in_transaction;
+
 pub(crate) fn headers_json(response: &StoredResponse) -> String {
     serde_json::to_string(&response.headers).unwrap_or_else(|_| "[]".to_owned())
 }

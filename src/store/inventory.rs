@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 use tracing::instrument;
 
-use super::idempotency::{COMPLETE, Completion, headers_json};
+use super::idempotency::{Completion, complete_in_transaction};
 use super::{Conflict, Store, StoreError, Timestamp, on_db};
 use crate::domain::inventory::{Adjustment, Delta, Reason};
 
@@ -84,18 +84,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             let adjustment = Adjustment::from(row);
-            if let Some(completion) = completion {
-                let response = (completion.render)(&adjustment);
-                sqlx::query(COMPLETE)
-                    .bind(completion.user_id)
-                    .bind(completion.key)
-                    .bind(i32::from(response.status))
-                    .bind(headers_json(&response))
-                    .bind(response.body.as_slice())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            complete_in_transaction!(tx, completion, &adjustment, now);
             tx.commit().await?;
             Ok(adjustment)
         })

@@ -4,7 +4,7 @@ use sqlx::FromRow;
 use tracing::instrument;
 
 use super::error::is_unique_violation;
-use super::idempotency::{COMPLETE, Completion, headers_json};
+use super::idempotency::{Completion, complete_in_transaction};
 use super::{Conflict, Store, StoreError, Timestamp, on_db};
 use crate::domain::etag::Precondition;
 use crate::domain::money::Price;
@@ -127,18 +127,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let product = Product::try_from(row)?;
-            if let Some(completion) = completion {
-                let response = (completion.render)(&product);
-                sqlx::query(COMPLETE)
-                    .bind(completion.user_id)
-                    .bind(completion.key)
-                    .bind(i32::from(response.status))
-                    .bind(headers_json(&response))
-                    .bind(response.body.as_slice())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            complete_in_transaction!(tx, completion, &product, now);
             tx.commit().await?;
             Ok(product)
         })

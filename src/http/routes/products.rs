@@ -37,8 +37,15 @@ fn render(status: StatusCode, product: &Product) -> StoredResponse {
     stored(status, headers, body)
 }
 
+/// A product answer sent directly (reads and updates, which are never replayed): JSON with its
+/// `ETag`, without the round trip through the stored form.
 fn product_response(status: StatusCode, product: Product) -> Response {
-    into_response(render(status, &product))
+    let etag = HeaderValue::from_str(&etag::for_version(product.version));
+    let mut response = (status, Json(ProductResponse::from(product))).into_response();
+    if let Ok(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
 }
 
 #[utoipa::path(post, path = "/api/v1/products", tag = "products",
