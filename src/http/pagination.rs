@@ -77,6 +77,14 @@ pub fn parse_offset_query(query: Option<&str>) -> Result<OffsetPage, ApiError> {
     })
 }
 
+/// Sets an answer's `Link` header.
+pub fn with_links(mut response: axum::response::Response, links: &str) -> axum::response::Response {
+    if let Ok(value) = axum::http::HeaderValue::from_str(links) {
+        response.headers_mut().insert(axum::http::header::LINK, value);
+    }
+    response
+}
+
 /// One `Link` entry.
 pub fn link(path: &str, pairs: &[(&str, String)], rel: &str) -> String {
     let query = serde_urlencoded::to_string(pairs).unwrap_or_default();

@@ -181,7 +181,14 @@ fn page_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, Stor
     statement.push(&format!(
         " ORDER BY {column} {direction}, p.id {direction} LIMIT "
     ));
-    match &query.page {
+    push_limit(&mut statement, &query.page);
+    Ok(statement)
+}
+
+/// `LIMIT` (one more than a keyset page, to know whether another follows) and, for offset
+/// pages, `OFFSET`.
+fn push_limit(statement: &mut Statement, page: &Page) {
+    match page {
         Page::Keyset { limit, .. } => {
             statement.bind(Bind::Int(*limit as i64 + 1));
         }
@@ -193,7 +200,6 @@ fn page_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, Stor
                 .bind(Bind::Int(offset));
         }
     }
-    Ok(statement)
 }
 
 /// Whether the search is the only filter: SQLite can then rank and count from the FTS index
@@ -236,18 +242,7 @@ fn relevance_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement,
             .push(")");
     }
     statement.push(" ORDER BY score, id LIMIT ");
-    match &query.page {
-        Page::Keyset { limit, .. } => {
-            statement.bind(Bind::Int(*limit as i64 + 1));
-        }
-        Page::Offset { page, per_page } => {
-            let offset = (page - 1).saturating_mul(*per_page).min(i64::MAX as u64) as i64;
-            statement
-                .bind(Bind::Int(*per_page as i64))
-                .push(" OFFSET ")
-                .bind(Bind::Int(offset));
-        }
-    }
+    push_limit(&mut statement, &query.page);
     statement.push(") SELECT ").push(COLUMNS);
     statement.push(", k.score AS score FROM k JOIN products p ON p.id = k.id ORDER BY k.score, k.id");
     Ok(statement)

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::instrument;
@@ -15,7 +15,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::ResourceId;
 use crate::http::idempotency::{CompletedInTransaction, IdempotencyContext, into_response, stored};
 use crate::http::json_body::JsonObject;
-use crate::http::pagination::{offset_links, parse_offset_query};
+use crate::http::pagination::{offset_links, parse_offset_query, with_links};
 use crate::state::AppState;
 
 fn render(adjustment: &Adjustment) -> StoredResponse {
@@ -79,7 +79,7 @@ pub async fn list_stock_adjustments(
     let total_pages = total.div_ceil(page.per_page);
     let path = format!("/api/v1/products/{}/stock-adjustments", id.0);
     let links = offset_links(&path, &[], page, total_pages);
-    let mut response = Json(LedgerPage {
+    let response = Json(LedgerPage {
         items: rows.into_iter().map(AdjustmentResponse::from).collect(),
         page: page.page,
         per_page: page.per_page,
@@ -87,8 +87,5 @@ pub async fn list_stock_adjustments(
         total_pages,
     })
     .into_response();
-    if let Ok(value) = HeaderValue::from_str(&links) {
-        response.headers_mut().insert(header::LINK, value);
-    }
-    Ok(response)
+    Ok(with_links(response, &links))
 }

@@ -18,7 +18,7 @@ use crate::http::extract::{IfNoneMatch, ResourceId};
 use crate::http::idempotency::{CompletedInTransaction, IdempotencyContext, into_response, stored};
 use crate::http::json_body::JsonObject;
 use crate::http::list_query;
-use crate::http::pagination::{OffsetPage, link, offset_links};
+use crate::http::pagination::{OffsetPage, link, offset_links, with_links};
 
 const PRODUCTS_PATH: &str = "/api/v1/products";
 use crate::state::AppState;
@@ -227,11 +227,8 @@ pub async fn list_products(
             )
         }
     };
-    let mut response = response;
-    if let Some(links) = links
-        && let Ok(value) = HeaderValue::from_str(&links)
-    {
-        response.headers_mut().insert(header::LINK, value);
-    }
-    Ok(response)
+    Ok(match links {
+        Some(links) => with_links(response, &links),
+        None => response,
+    })
 }

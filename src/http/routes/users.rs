@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::instrument;
@@ -12,7 +11,7 @@ use crate::http::dto::user::{UserResponse, parse_user_change};
 use crate::http::error::ApiError;
 use crate::http::extract::ResourceId;
 use crate::http::json_body::JsonObject;
-use crate::http::pagination::{offset_links, parse_offset_query};
+use crate::http::pagination::{offset_links, parse_offset_query, with_links};
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -38,7 +37,7 @@ pub async fn list_users(
     let (users, total) = state.store.list_users(page.per_page, page.offset()).await?;
     let total_pages = total.div_ceil(page.per_page);
     let links = offset_links("/api/v1/users", &[], page, total_pages);
-    let mut response = Json(UserPage {
+    let response = Json(UserPage {
         items: users.into_iter().map(UserResponse::from).collect(),
         page: page.page,
         per_page: page.per_page,
@@ -46,10 +45,7 @@ pub async fn list_users(
         total_pages,
     })
     .into_response();
-    if let Ok(value) = HeaderValue::from_str(&links) {
-        response.headers_mut().insert(header::LINK, value);
-    }
-    Ok(response)
+    Ok(with_links(response, &links))
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
