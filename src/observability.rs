@@ -1,7 +1,8 @@
 //! Prometheus metrics: the recorder, every metric's name and help, and the samplers that keep
 //! the gauges fresh without scanning the catalogue on every scrape.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use metrics::{
@@ -97,36 +98,73 @@ fn describe() {
     describe_gauge!(BUILD_INFO, "Always 1; the version label says which build runs.");
 }
 
+const METHODS: [&str; 10] = [
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT", "other",
+];
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
 /// The class of a status code: `2xx`, `4xx`, ...
 pub fn status_class(status: u16) -> &'static str {
+    STATUS_CLASSES[status_class_index(status)]
+}
+
+fn status_class_index(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
 }
 
-/// The standard methods as static strings, so labelling a request allocates only its route.
-fn method_label(method: &str) -> SharedString {
-    const KNOWN: [&str; 9] = [
-        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT",
-    ];
-    match KNOWN.iter().find(|m| **m == method) {
-        Some(known) => SharedString::const_str(known),
-        None => SharedString::from("other"),
-    }
+/// The standard methods by name; anything else is `other`.
+fn method_index(method: &str) -> usize {
+    METHODS[..9]
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(METHODS.len() - 1)
+}
+
+/// One route's request counter and latency histogram for each method and status class, looked
+/// up in the recorder once and then reused: recording a request allocates nothing.
+struct RouteMetrics([OnceLock<(metrics::Counter, metrics::Histogram)>; METHODS.len() * STATUS_CLASSES.len()]);
+
+/// Keyed by route template (or `unmatched`), so the map is as small as the route table.
+static HTTP_METRICS: LazyLock<RwLock<HashMap<String, Arc<RouteMetrics>>>> = LazyLock::new(Default::default);
+
+fn route_metrics(route: &str) -> Arc<RouteMetrics> {
+    let known = HTTP_METRICS
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(route)
+        .cloned();
+    known.unwrap_or_else(|| {
+        HTTP_METRICS
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(route.to_owned())
+            .or_insert_with(|| Arc::new(RouteMetrics(std::array::from_fn(|_| OnceLock::new()))))
+            .clone()
+    })
 }
 
 pub fn record_http(method: &str, route: &str, status: u16, elapsed: Duration) {
-    let labels = vec![
-        Label::new("method", method_label(method)),
-        Label::new("route", route.to_owned()),
-        Label::new("status_class", SharedString::const_str(status_class(status))),
-    ];
-    counter!(HTTP_REQUESTS, labels.clone()).increment(1);
-    histogram!(HTTP_DURATION, labels).record(elapsed.as_secs_f64());
+    let (method, class) = (method_index(method), status_class_index(status));
+    let metrics = route_metrics(route);
+    let (requests, duration) = metrics.0[method * STATUS_CLASSES.len() + class].get_or_init(|| {
+        let labels = [
+            Label::new("method", SharedString::const_str(METHODS[method])),
+            Label::new("route", route.to_owned()),
+            Label::new("status_class", SharedString::const_str(STATUS_CLASSES[class])),
+        ];
+        (
+            counter!(HTTP_REQUESTS, labels.iter()),
+            histogram!(HTTP_DURATION, labels.iter()),
+        )
+    });
+    requests.increment(1);
+    duration.record(elapsed.as_secs_f64());
 }
 
 /// The in-flight gauge's handle, looked up once rather than on every request.

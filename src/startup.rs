@@ -15,7 +15,7 @@ use crate::auth::tokens::AccessTokens;
 use crate::config::Config;
 use crate::domain::cursor::CursorCodec;
 use crate::services::auth::AuthService;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::store::{Store, StoreError};
 
 /// Why the application could not start.
@@ -130,13 +130,13 @@ impl Application {
         Ok(Application {
             listener,
             metrics_listener,
-            state: AppState {
+            state: AppState::new(Shared {
                 cursors: CursorCodec::from_secret(config.secret.expose()),
                 auth,
                 redis,
                 store,
                 config: Arc::new(config),
-            },
+            }),
         })
     }
 
@@ -174,13 +174,18 @@ impl Application {
                 }
             }));
         }
-        let app = crate::http::router(state);
+        let app = crate::http::app(state);
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            });
+        let server = axum::serve(
+            listener,
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(
+                app,
+            ),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
         let mut server = tokio::spawn(async move { server.await });
 
         tokio::select! {

@@ -9,8 +9,25 @@ use crate::domain::cursor::CursorCodec;
 use crate::services::auth::AuthService;
 use crate::store::Store;
 
+/// Cloned for every request (axum's `State`), so a clone is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub store: Store,
     pub config: Arc<Config>,
     /// Signs listing cursors with a key derived from the server secret.

@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::request_id;
+use super::request_context;
 use crate::domain::product::Invalid;
 use crate::services::auth::AuthError;
 use crate::store::{Conflict, StoreError};
@@ -130,7 +130,7 @@ impl Problem {
             status: status.as_u16(),
             detail: None,
             errors: Vec::new(),
-            request_id: request_id::current(),
+            request_id: request_context::current_id(),
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod auth;
 pub(crate) mod dto;
+mod envelope;
 pub mod error;
 mod extract;
 mod idempotency;
@@ -9,15 +10,18 @@ mod json_body;
 mod list_query;
 pub mod openapi;
 mod pagination;
-mod problem_layer;
-pub mod request_id;
+pub mod request_context;
 pub(crate) mod routes;
 
+use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::{Router, middleware};
+use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
@@ -27,17 +31,43 @@ use crate::state::AppState;
 use error::ApiError;
 use routes::{auth as auth_routes, health, inventory, products, users};
 
-/// Everything the server answers, with its layers.
-pub fn router(state: AppState) -> Router {
-    let limits = &state.config.http;
+/// Everything the server answers: the routes, then the layers every request passes through once
+/// (outermost first): the envelope (request id, span, metrics, log, problem bodies), panic
+/// recovery, compression, the body limit and the request timeout.
+pub fn app(
+    state: AppState,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
+{
+    let limits = state.config.http.clone();
+    // Compress what is worth it: JSON bodies over 1 KiB (smaller ones gain less than the
+    // framing costs), never problem bodies' tiny payloads or already-compressed media.
+    let compression = CompressionLayer::new().compress_when(
+        SizeAbove::new(1024)
+            .and(NotForContentType::IMAGES)
+            .and(NotForContentType::GRPC),
+    );
+    ServiceBuilder::new()
+        .layer(envelope::EnvelopeLayer)
+        .layer(CatchPanicLayer::custom(envelope::panic_response))
+        .layer(compression)
+        .layer(DefaultBodyLimit::max(limits.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .service(router(state))
+}
+
+/// The routes. Paths are written out in full rather than nested, so routing strips no prefix.
+fn router(state: AppState) -> Router {
     // The routes whose POST creates something honour Idempotency-Key.
     let creating = Router::new()
         .route(
-            "/products",
+            "/api/v1/products",
             get(products::list_products).post(products::create_product),
         )
         .route(
-            "/products/{id}/stock-adjustments",
+            "/api/v1/products/{id}/stock-adjustments",
             get(inventory::list_stock_adjustments).post(inventory::adjust_stock),
         )
         .route_layer(middleware::from_fn_with_state(
@@ -47,27 +77,19 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(creating)
         .route(
-            "/products/{id}",
+            "/api/v1/products/{id}",
             get(products::get_product)
                 .put(products::replace_product)
                 .patch(products::patch_product)
                 .delete(products::delete_product),
         )
-        .route("/auth/register", post(auth_routes::register))
-        .route("/auth/login", post(auth_routes::login))
-        .route("/auth/refresh", post(auth_routes::refresh))
-        .route("/auth/logout", post(auth_routes::logout))
-        .route("/auth/me", get(auth_routes::me))
-        .route("/users", get(users::list_users))
-        .route("/users/{id}", patch(users::update_user));
-
-    // Compress what is worth it: JSON bodies over 1 KiB (smaller ones gain less than the
-    // framing costs), never problem bodies' tiny payloads or already-compressed media.
-    let compression = CompressionLayer::new().compress_when(
-        SizeAbove::new(1024)
-            .and(NotForContentType::IMAGES)
-            .and(NotForContentType::GRPC),
-    );
+        .route("/api/v1/auth/register", post(auth_routes::register))
+        .route("/api/v1/auth/login", post(auth_routes::login))
+        .route("/api/v1/auth/refresh", post(auth_routes::refresh))
+        .route("/api/v1/auth/logout", post(auth_routes::logout))
+        .route("/api/v1/auth/me", get(auth_routes::me))
+        .route("/api/v1/users", get(users::list_users))
+        .route("/api/v1/users/{id}", patch(users::update_user));
 
     let mut operational = Router::new()
         .route("/openapi.json", get(health::openapi_json))
@@ -81,20 +103,10 @@ pub fn router(state: AppState) -> Router {
         operational = operational.route("/metrics", get(health::metrics));
     }
 
-    Router::new()
-        .nest("/api/v1", api)
-        .merge(operational)
+    api.merge(operational)
+        .route_layer(envelope::RecordRouteLayer)
         .fallback(|| async { ApiError::NotFound })
-        .with_state(state.clone())
-        .layer(middleware::from_fn(problem_layer::middleware))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
-        .layer(DefaultBodyLimit::max(limits.body_limit))
-        .layer(compression)
-        .layer(CatchPanicLayer::custom(problem_layer::panic_response))
-        .layer(middleware::from_fn(request_id::middleware))
+        .with_state(state)
 }
 
 /// Limits of the HTTP layer, from configuration.

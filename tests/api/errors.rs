@@ -59,3 +59,52 @@ both_backends! {
         assert!(response.headers().get("content-encoding").is_none());
     }
 }
+
+/// A request that outlives `TIENDA_REQUEST_TIMEOUT_SECS` (here: its body never finishes) is
+/// answered 408 with a problem body and its request id, like every other error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_timeout_is_a_408_problem() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("TIENDA_REQUEST_TIMEOUT_SECS", "1")])
+        .await
+        .unwrap();
+    let before = app.product_count().await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/products HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nX-Request-Id: slow-1\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\": \"sl",
+        app.admin_token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        // Read until the whole problem body has arrived (the server keeps the connection open).
+        while !String::from_utf8_lossy(&answer).contains("/problems/timeout\"") {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within 10 s");
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(answer.starts_with("http/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("content-type: application/problem+json"),
+        "{answer}"
+    );
+    assert!(answer.contains("x-request-id: slow-1"), "{answer}");
+    assert!(answer.contains("\"request_id\":\"slow-1\""), "{answer}");
+    assert_eq!(app.product_count().await, before, "nothing was created");
+}

@@ -1,0 +1,196 @@
+//! What every request passes through exactly once, around routing and the tower layers: its
+//! request id (echoed in `X-Request-Id`), its span, the in-flight gauge, the request metrics, the
+//! one request log line, and the problem+json shape for every error answer, including the ones
+//! the framework and the tower layers produce on their own (405 with `Allow`, 408, 413, panics).
+//!
+//! It wraps the whole service once rather than each route (as `Router::layer` would), so a
+//! request pays for it once: no per-route clone of a boxed layer stack.
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use super::error::{PROBLEM_JSON, Problem};
+use super::request_context::{self, RequestContext, X_REQUEST_ID};
+use crate::observability;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnvelopeLayer;
+
+impl<S> Layer<S> for EnvelopeLayer {
+    type Service = Envelope<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Envelope { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Envelope<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request> for Envelope<S>
+where
+    S: Service<Request, Response = Response<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The service that was polled ready is the one that serves; a clone takes its place.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(serve(inner, request))
+    }
+}
+
+async fn serve<S, B>(mut inner: S, mut request: Request) -> Result<Response, Infallible>
+where
+    S: Service<Request, Response = Response<B>, Error = Infallible>,
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let started = Instant::now();
+    let client_id = request.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok());
+    let context = RequestContext::for_request(client_id);
+    // A sane id is plain ASCII, so this never fails; without it the header is simply not sent.
+    let id_header = HeaderValue::from_str(&context.id).ok();
+    if let Some(value) = &id_header {
+        request.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
+    }
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %context.id,
+        method = %method,
+        route = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+    );
+    crate::telemetry::continue_trace(&span, request.headers());
+
+    let in_flight = InFlight::start();
+    let (response, route) = context
+        .scope(async move {
+            let Ok(response) = inner.call(request).await;
+            // Inside the scope: a problem body carries the request id.
+            as_problem(response.map(Body::new))
+        })
+        .instrument(span.clone())
+        .await;
+    drop(in_flight);
+
+    let mut response = response;
+    if let Some(value) = id_header {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    observability::record_http(method.as_str(), route, status, elapsed);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::info!(status, latency_ms, "request served"));
+    Ok(response)
+}
+
+/// Counts a request in flight until it is answered or abandoned (the client went away and the
+/// future was dropped): the gauge never drifts.
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        observability::http_in_flight(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        observability::http_in_flight(-1.0);
+    }
+}
+
+/// An error answer that is not problem+json already gets the problem body its status stands for;
+/// its other headers (`Allow`, `Retry-After`) are kept.
+fn as_problem(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) {
+        return response;
+    }
+    let (mut parts, _body) = response.into_parts();
+    let (replacement, body) = Problem::for_status(status).into_response().into_parts();
+    parts.status = replacement.status;
+    for name in [header::CONTENT_LENGTH, header::CONTENT_ENCODING] {
+        parts.headers.remove(name);
+    }
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    Response::from_parts(parts, body)
+}
+
+fn is_problem(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+}
+
+/// Turns a panic in a handler into an opaque 500; the panic itself is logged by the hook.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+}
+
+/// Applied to every matched route: tells the request context which route template was chosen.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordRouteLayer;
+
+impl<S> Layer<S> for RecordRouteLayer {
+    type Service = RecordRoute<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RecordRoute { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordRoute<S> {
+    inner: S,
+}
+
+impl<S, B> Service<axum::http::Request<B>> for RecordRoute<S>
+where
+    S: Service<axum::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        if let Some(route) = request.extensions().get::<MatchedPath>() {
+            request_context::set_route(route);
+        }
+        self.inner.call(request)
+    }
+}

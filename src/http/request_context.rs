@@ -1,0 +1,98 @@
+//! What the server knows about the request being served on this task: its `X-Request-Id` (kept
+//! from the client when sane, generated otherwise) and, once routing has chosen one, its route
+//! template. Problem bodies, logs and metrics read them from here.
+
+use std::cell::RefCell;
+
+use axum::extract::MatchedPath;
+use axum::http::HeaderName;
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub(super) struct RequestContext {
+    pub id: String,
+    route: RefCell<Option<MatchedPath>>,
+}
+
+tokio::task_local! {
+    static CURRENT: RequestContext;
+}
+
+impl RequestContext {
+    /// The client's id when sane, else a fresh one.
+    pub fn for_request(client_id: Option<&str>) -> Self {
+        let id = client_id
+            .filter(|id| is_sane(id))
+            .map_or_else(generate, str::to_owned);
+        RequestContext {
+            id,
+            route: RefCell::new(None),
+        }
+    }
+
+    /// Runs `future` with this context as the task's current one.
+    pub async fn scope<F: Future>(self, future: F) -> (F::Output, Option<MatchedPath>) {
+        CURRENT
+            .scope(self, async move {
+                let output = future.await;
+                let route = CURRENT.with(|ctx| ctx.route.borrow_mut().take());
+                (output, route)
+            })
+            .await
+    }
+}
+
+/// The id of the request being served on this task, if any.
+pub fn current_id() -> Option<String> {
+    CURRENT.try_with(|ctx| ctx.id.clone()).ok()
+}
+
+/// Called by routing once it has matched a route: metrics and logs label the request with the
+/// template (`/api/v1/products/{id}`), never the raw path.
+pub(super) fn set_route(route: &MatchedPath) {
+    let _ = CURRENT.try_with(|ctx| *ctx.route.borrow_mut() = Some(route.clone()));
+    tracing::Span::current().record("route", route.as_str());
+}
+
+/// 1..=128 of `A-Z a-z 0-9 . _ -`: safe to log and to echo in a header.
+pub fn is_sane(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn generate() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sane_ids_are_short_and_plain() {
+        assert!(is_sane("01J9ZX-abc_def.1"));
+        assert!(is_sane(&"a".repeat(128)));
+        assert!(!is_sane(""));
+        assert!(!is_sane(&"a".repeat(129)));
+        assert!(!is_sane("a b"));
+        assert!(!is_sane("a\nb"));
+        assert!(!is_sane("é"));
+    }
+
+    #[test]
+    fn generated_ids_are_sane_and_distinct() {
+        let (a, b) = (generate(), generate());
+        assert!(is_sane(&a) && is_sane(&b));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_client_id_is_kept_only_when_sane() {
+        assert_eq!(RequestContext::for_request(Some("abc-1")).id, "abc-1");
+        let replaced = RequestContext::for_request(Some("a b"));
+        assert!(is_sane(&replaced.id) && replaced.id != "a b");
+        assert!(is_sane(&RequestContext::for_request(None).id));
+    }
+}
