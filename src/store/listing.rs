@@ -150,14 +150,10 @@ fn key_bind(key: SortKey, value: &KeyValue) -> Option<Bind> {
     }
 }
 
-/// The page query. Keyset pages compare `(key, id)` as a row value, which both engines serve
+/// The page query (sorted by a column; relevance pages are [`relevance_statement`]). Keyset pages compare `(key, id)` as a row value, which both engines serve
 /// from the `(key, id)` index, so a deep page costs what the first does.
 fn page_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, StoreError> {
     let sort = query.sort;
-    let relevance = sort.key == SortKey::Relevance;
-    if relevance {
-        return relevance_statement(dialect, query);
-    }
     let mut statement = Statement::default();
     statement.push("SELECT ").push(COLUMNS);
     push_from_where(&mut statement, dialect, &query.filters, false);
@@ -214,19 +210,36 @@ fn search_only(filters: &Filters) -> bool {
 /// A page in relevance order. Every match must be scored before the best can be known, so the
 /// scoring reads ids and scores only (the FTS index alone on SQLite when nothing else filters),
 /// the page's ids are chosen from those, and only the page's rows are read from `products`.
-fn relevance_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, StoreError> {
+///
+/// With a `part`, only the matches in its id range are scored and its `top` best returned (see
+/// [`RelevancePart`]). With `with_total`, every row also carries the number of matches scored.
+fn relevance_statement(
+    dialect: Dialect,
+    query: &ListQuery,
+    part: Option<RelevancePart>,
+    with_total: bool,
+) -> Result<Statement, StoreError> {
     let mut statement = Statement::default();
     statement.push("WITH r AS MATERIALIZED (");
-    if dialect == Dialect::Sqlite && search_only(&query.filters) {
+    let id_column = if dialect == Dialect::Sqlite && search_only(&query.filters) {
         // bm25 weights: a word in the name counts most, then the sku, then the description.
         statement.push(
             "SELECT products_fts.rowid AS id, bm25(products_fts, 10.0, 1.0, 5.0) AS score \
              FROM products_fts WHERE products_fts MATCH ",
         );
         statement.bind(Bind::Text(fts5_match(&query.filters).unwrap_or_default()));
+        "products_fts.rowid"
     } else {
         statement.push("SELECT p.id");
         push_from_where(&mut statement, dialect, &query.filters, true);
+        "p.id"
+    };
+    if let Some(part) = part {
+        statement
+            .push(&format!(" AND {id_column} BETWEEN "))
+            .bind(Bind::Int(part.first_id))
+            .push(" AND ")
+            .bind(Bind::Int(part.last_id));
     }
     statement.push("), k AS (SELECT id, score FROM r WHERE TRUE");
     if let Page::Keyset {
@@ -242,10 +255,77 @@ fn relevance_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement,
             .push(")");
     }
     statement.push(" ORDER BY score, id LIMIT ");
-    push_limit(&mut statement, &query.page);
-    statement.push(") SELECT ").push(COLUMNS);
-    statement.push(", k.score AS score FROM k JOIN products p ON p.id = k.id ORDER BY k.score, k.id");
+    match part {
+        Some(part) => {
+            statement.bind(Bind::Int(part.top));
+        }
+        None => push_limit(&mut statement, &query.page),
+    }
+    statement.push(")");
+    // Counted once, from the scored matches; a scalar subquery in the select list would be
+    // evaluated again for every row of the page.
+    if with_total {
+        statement.push(", t AS MATERIALIZED (SELECT count(*) AS total FROM r)");
+    }
+    statement
+        .push(" SELECT ")
+        .push(COLUMNS)
+        .push(", k.score AS score");
+    statement.push(if with_total {
+        ", t.total AS total FROM k JOIN products p ON p.id = k.id CROSS JOIN t"
+    } else {
+        " FROM k JOIN products p ON p.id = k.id"
+    });
+    statement.push(" ORDER BY k.score, k.id");
     Ok(statement)
+}
+
+/// Scoring every match costs about a microsecond each on SQLite (bm25 looks up each document's
+/// length), so a search matching 1% of a million products spends ~10 ms there. SQLite runs a
+/// statement on one core; split into id ranges scored at once on separate reader connections,
+/// the same search takes a fraction of that. Each part returns its `top` best, which hold the
+/// page: the merge keeps the best of all parts.
+#[derive(Debug, Clone, Copy)]
+struct RelevancePart {
+    first_id: i64,
+    last_id: i64,
+    top: i64,
+}
+
+/// Deeper offset pages are not split: each part would return every row down to the offset.
+const MAX_SPLIT_WINDOW: u64 = 1_000;
+
+/// The parts a relevance page is scored in, or `None` for one statement.
+fn relevance_parts(page: &Page, parts: usize, max_id: i64) -> Option<Vec<RelevancePart>> {
+    let (skip, take) = page_window(page);
+    let top = skip.checked_add(take).filter(|top| *top <= MAX_SPLIT_WINDOW)?;
+    if parts < 2 || max_id < parts as i64 {
+        return None;
+    }
+    let width = max_id / parts as i64 + 1;
+    Some(
+        (0..parts as i64)
+            .map(|i| RelevancePart {
+                first_id: if i == 0 { i64::MIN } else { i * width + 1 },
+                // The last range is open: a product created meanwhile still has a part.
+                last_id: if i == parts as i64 - 1 {
+                    i64::MAX
+                } else {
+                    (i + 1) * width
+                },
+                top: top as i64,
+            })
+            .collect(),
+    )
+}
+
+/// The rows of the merged order a page takes: how many it skips, then how many it keeps (a
+/// keyset page keeps one more, to know whether another page follows).
+fn page_window(page: &Page) -> (u64, u64) {
+    match page {
+        Page::Keyset { limit, .. } => (0, limit + 1),
+        Page::Offset { page, per_page } => ((page - 1).saturating_mul(*per_page), *per_page),
+    }
 }
 
 /// The statement behind `total`: a maintained count when the filters allow, else `count(*)`.
@@ -284,19 +364,93 @@ impl Store {
     #[instrument(name = "db.list_products", skip_all, fields(sort = ?query.sort), err(level = "debug"))]
     pub async fn list_products(&self, query: &ListQuery) -> Result<Listed, StoreError> {
         let relevance = query.sort.key == SortKey::Relevance;
+        let offset_page = matches!(query.page, Page::Offset { .. });
         if query.filters.q.as_ref().is_some_and(|q| q.matches_nothing()) {
-            let total = matches!(query.page, Page::Offset { .. }).then_some(0);
             return Ok(Listed {
                 items: Vec::new(),
-                total,
+                total: offset_page.then_some(0),
                 next: None,
             });
         }
         on_db!(self, |reader, _writer, dialect| {
-            let page = page_statement(dialect, query)?;
-            let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(page.sql)), &page.binds)
-                .fetch_all(reader)
-                .await?;
+            let count = || async {
+                let count = count_statement(dialect, &query.filters);
+                let total: i64 = bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count.sql)), &count.binds)
+                    .fetch_one(reader)
+                    .await?;
+                Ok::<_, StoreError>(total.max(0) as u64)
+            };
+            let fetch = |statement: Statement| async move {
+                Ok::<_, StoreError>(
+                    bind_all!(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), &statement.binds)
+                        .fetch_all(reader)
+                        .await?,
+                )
+            };
+            let (rows, total) = if !relevance {
+                let page = fetch(page_statement(dialect, query)?);
+                if offset_page {
+                    // The page and its count are independent reads: run them at once.
+                    let (rows, total) = tokio::try_join!(page, count())?;
+                    (rows, Some(total))
+                } else {
+                    (page.await?, None)
+                }
+            } else {
+                let parts = match self.search_parts {
+                    parts if parts > 1 => {
+                        let max_id: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM products")
+                            .fetch_one(reader)
+                            .await?;
+                        relevance_parts(&query.page, parts, max_id.unwrap_or(0))
+                    }
+                    _ => None,
+                };
+                match parts {
+                    None => {
+                        let rows = fetch(relevance_statement(dialect, query, None, offset_page)?).await?;
+                        let total = match rows.first() {
+                            _ if !offset_page => None,
+                            Some(row) => Some(row.try_get::<i64, _>("total")?.max(0) as u64),
+                            // Past the last page: no row carries the count.
+                            None => Some(count().await?),
+                        };
+                        (rows, total)
+                    }
+                    Some(parts) => {
+                        let statements = parts
+                            .into_iter()
+                            .map(|part| relevance_statement(dialect, query, Some(part), offset_page))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let results =
+                            futures_util::future::try_join_all(statements.into_iter().map(fetch)).await?;
+                        let mut total = 0;
+                        let mut scored = Vec::new();
+                        for rows in results {
+                            if let Some(first) = rows.first().filter(|_| offset_page) {
+                                total += first.try_get::<i64, _>("total")?.max(0) as u64;
+                            }
+                            for row in rows {
+                                scored.push((
+                                    row.try_get::<f64, _>("score")?,
+                                    row.try_get::<i64, _>("id")?,
+                                    row,
+                                ));
+                            }
+                        }
+                        // The order the single statement would give: score, then id.
+                        scored.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                        let (skip, take) = page_window(&query.page);
+                        let rows = scored
+                            .into_iter()
+                            .skip(skip as usize)
+                            .take(take as usize)
+                            .map(|(_, _, row)| row)
+                            .collect::<Vec<_>>();
+                        (rows, offset_page.then_some(total))
+                    }
+                }
+            };
             let mut items = Vec::with_capacity(rows.len());
             let mut last_score = None;
             for row in &rows {
@@ -305,15 +459,8 @@ impl Store {
                     last_score = Some(row.try_get::<f64, _>("score")?);
                 }
             }
-            let (total, next) = match &query.page {
-                Page::Offset { .. } => {
-                    let count = count_statement(dialect, &query.filters);
-                    let total: i64 =
-                        bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count.sql)), &count.binds)
-                            .fetch_one(reader)
-                            .await?;
-                    (Some(total.max(0) as u64), None)
-                }
+            let next = match &query.page {
+                Page::Offset { .. } => None,
                 Page::Keyset { limit, .. } => {
                     let more = items.len() as u64 > *limit;
                     items.truncate(*limit as usize);
@@ -324,17 +471,71 @@ impl Store {
                             .map(|row| row.try_get::<f64, _>("score"))
                             .transpose()?;
                     }
-                    let next = match (more, items.last()) {
+                    match (more, items.last()) {
                         (true, Some(last)) => Some(After {
                             key: key_of(query.sort, last, last_score),
                             id: last.id,
                         }),
                         _ => None,
-                    };
-                    (None, next)
+                    }
                 }
             };
             Ok(Listed { items, total, next })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyset(limit: u64) -> Page {
+        Page::Keyset { limit, after: None }
+    }
+
+    #[test]
+    fn relevance_parts_cover_every_id_once() {
+        for (parts, max_id) in [(2, 2), (2, 1_000_000), (3, 10), (4, 7)] {
+            let split = relevance_parts(&keyset(20), parts, max_id).unwrap();
+            assert_eq!(split.len(), parts);
+            assert_eq!(split[0].first_id, i64::MIN);
+            assert_eq!(split[parts - 1].last_id, i64::MAX);
+            for pair in split.windows(2) {
+                assert_eq!(pair[0].last_id + 1, pair[1].first_id, "{split:?}");
+                assert!(pair[0].first_id <= pair[0].last_id);
+            }
+            assert!(split.iter().all(|part| part.top == 21));
+        }
+    }
+
+    #[test]
+    fn a_part_returns_every_row_down_to_the_end_of_an_offset_page() {
+        let page = Page::Offset {
+            page: 3,
+            per_page: 20,
+        };
+        assert_eq!(page_window(&page), (40, 20));
+        assert!(
+            relevance_parts(&page, 2, 100)
+                .unwrap()
+                .iter()
+                .all(|part| part.top == 60)
+        );
+    }
+
+    #[test]
+    fn small_catalogues_single_connections_and_deep_offsets_are_not_split() {
+        assert!(relevance_parts(&keyset(20), 1, 1_000_000).is_none());
+        assert!(relevance_parts(&keyset(20), 2, 1).is_none());
+        let deep = Page::Offset {
+            page: 51,
+            per_page: 20,
+        };
+        assert!(relevance_parts(&deep, 2, 1_000_000).is_none());
+        let far = Page::Offset {
+            page: u64::MAX,
+            per_page: 100,
+        };
+        assert!(relevance_parts(&far, 2, 1_000_000).is_none());
     }
 }

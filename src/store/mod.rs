@@ -57,6 +57,10 @@ impl ConnectOptions {
     }
 }
 
+/// How much of the SQLite file is read through a memory map (1 GiB; a larger file is mapped
+/// this far and read beyond it).
+pub const SQLITE_MMAP_SIZE: u64 = 1 << 30;
+
 /// Pool sizing and timeouts.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -129,6 +133,10 @@ pub(crate) use on_db;
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// Into how many id ranges a relevance search is split, each scored on its own connection
+    /// at once (see `listing::RelevancePart`): SQLite runs a statement on one core. 1 on
+    /// PostgreSQL, which plans its own parallelism.
+    pub(crate) search_parts: usize,
 }
 
 impl Store {
@@ -144,7 +152,12 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(5));
+                    .busy_timeout(Duration::from_secs(5))
+                    // Reads through a memory map rather than a read() per page: no system call or
+                    // copy per page, and one copy of each page shared by every connection instead
+                    // of a 2 MiB cache each. A search that scores 10,000 matches touches ~7,000
+                    // pages of the FTS size table; through read() that was a third of its time.
+                    .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string());
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(settings.acquire_timeout)
@@ -168,7 +181,14 @@ impl Store {
                     .await?,
             ),
         };
-        Ok(Store { pool })
+        let search_parts = match &pool {
+            Pool::Sqlite { .. } => std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(settings.max_connections as usize)
+                .clamp(1, 4),
+            Pool::Postgres(_) => 1,
+        };
+        Ok(Store { pool, search_parts })
     }
 
     pub fn dialect(&self) -> Dialect {

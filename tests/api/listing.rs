@@ -240,6 +240,12 @@ both_backends! {
         got.sort();
         assert_eq!(got, expected);
         assert_eq!(app.get_page("/api/v1/products?q=mug").await.0["total"], 35);
+        // Past the last page, near and far: no items, the same total.
+        for query in ["q=mug&page=3", "q=mug&page=500&per_page=100"] {
+            let (page, _) = app.get_page(&format!("/api/v1/products?{query}")).await;
+            assert_eq!(page["items"], json!([]), "{query}");
+            assert_eq!(page["total"], 35, "{query}");
+        }
     }
 
     async fn search_follows_updates_and_deletes(app) {
