@@ -82,16 +82,21 @@ def push_from_where(st, dialect, filters, with_score):
         st.push(" AND p.stock = 0")
 
 
+def search_only(filters):
+    return "q" in filters and not any(k in filters for k in ("min_price", "max_price", "in_stock"))
+
+
 def page_statement(dialect, filters, key, desc, after=None, limit=None, offset_page=None):
     """after: (kind, value, id) for a keyset page; offset_page: (page, per_page)."""
-    st = Statement()
     if key == "relevance":
-        st.push("WITH p AS MATERIALIZED (SELECT ").push(COLUMNS)
-        push_from_where(st, dialect, filters, True)
-        st.push(") SELECT * FROM p WHERE TRUE")
-    else:
-        st.push("SELECT ").push(COLUMNS)
-        push_from_where(st, dialect, filters, False)
+        return relevance_statement(dialect, filters, after, limit, offset_page)
+    if dialect == "sqlite" and after is not None and key != "id":
+        return sqlite_keyset_after(filters, key, desc, after, limit)
+    if offset_page is not None and offset_page[0] >= 2:
+        return deep_offset_statement(dialect, filters, key, desc, offset_page)
+    st = Statement()
+    st.push("SELECT ").push(COLUMNS)
+    push_from_where(st, dialect, filters, False)
     direction = "DESC" if desc else "ASC"
     column = KEY_COLUMN[key]
     if after is not None:
@@ -99,12 +104,91 @@ def page_statement(dialect, filters, key, desc, after=None, limit=None, offset_p
         st.push(f" AND ({column}, p.id) {'<' if desc else '>'} (")
         st.bind(kind, value).push(", ").bind("int", after_id).push(")")
     st.push(f" ORDER BY {column} {direction}, p.id {direction} LIMIT ")
+    push_limit(st, limit, offset_page)
+    return st
+
+
+def deep_offset_statement(dialect, filters, key, desc, offset_page):
+    """An offset page past the first: the ids walked in the index, then the page's rows
+    (deep_offset_statement in listing.rs)."""
+    column = KEY_COLUMN[key]
+    order = f" ORDER BY {column} {'DESC' if desc else 'ASC'}, p.id {'DESC' if desc else 'ASC'}"
+    st = Statement()
+    st.push("SELECT ").push(COLUMNS).push(" FROM products p JOIN (SELECT p.id")
+    push_from_where(st, dialect, filters, False)
+    st.push(order).push(" LIMIT ")
+    push_limit(st, None, offset_page)
+    st.push(") AS page ON page.id = p.id").push(order)
+    return st
+
+
+def sqlite_keyset_after(filters, key, desc, after, limit):
+    """SQLite, a cursor page sorted by a column other than id: the rest of the cursor's run of
+    equal keys, then the keys after it, merged (sqlite_keyset_after in listing.rs)."""
+    kind, value, after_id = after
+    column = KEY_COLUMN[key]
+    direction, comparison = ("DESC", "<") if desc else ("ASC", ">")
+    st = Statement()
+    st.push("SELECT * FROM (SELECT ").push(COLUMNS)
+    push_from_where(st, "sqlite", filters, False)
+    st.push(f" AND {column} = ").bind(kind, value).push(f" AND p.id {comparison} ")
+    st.bind("int", after_id).push(f" ORDER BY p.id {direction} LIMIT ").bind("int", limit + 1)
+    st.push(") UNION ALL SELECT * FROM (SELECT ").push(COLUMNS)
+    push_from_where(st, "sqlite", filters, False)
+    st.push(f" AND {column} {comparison} ").bind(kind, value)
+    st.push(f" ORDER BY {column} {direction}, p.id {direction} LIMIT ").bind("int", limit + 1)
+    st.push(f") ORDER BY {column[2:]} {direction}, id {direction} LIMIT ").bind("int", limit + 1)
+    return st
+
+
+def push_limit(st, limit, offset_page):
     if offset_page is None:
         st.bind("int", limit + 1)
     else:
         page, per_page = offset_page
         st.bind("int", per_page).push(" OFFSET ").bind("int", (page - 1) * per_page)
+
+
+def relevance_statement(dialect, filters, after=None, limit=None, offset_page=None, part=None,
+                        with_total=False):
+    """part: (first_id, last_id, top) of one id range of a split SQLite search."""
+    st = Statement()
+    st.push("WITH r AS MATERIALIZED (")
+    if dialect == "sqlite" and search_only(filters):
+        st.push("SELECT products_fts.rowid AS id, bm25(products_fts, 10.0, 1.0, 5.0) AS score "
+                "FROM products_fts WHERE products_fts MATCH ")
+        st.bind("text", fts5_match(filters["q"]))
+        id_column = "products_fts.rowid"
+    else:
+        st.push("SELECT p.id")
+        push_from_where(st, dialect, filters, True)
+        id_column = "p.id"
+    if part is not None:
+        st.push(f" AND {id_column} BETWEEN ").bind("int", part[0]).push(" AND ").bind("int", part[1])
+    st.push("), k AS (SELECT id, score FROM r WHERE TRUE")
+    if after is not None:
+        kind, value, after_id = after
+        st.push(" AND (score, id) > (").bind(kind, value).push(", ").bind("int", after_id).push(")")
+    st.push(" ORDER BY score, id LIMIT ")
+    if part is not None:
+        st.bind("int", part[2])
+    else:
+        push_limit(st, limit, offset_page)
+    st.push(")")
+    if with_total:
+        st.push(", t AS MATERIALIZED (SELECT count(*) AS total FROM r)")
+    st.push(" SELECT ").push(COLUMNS).push(", k.score AS score")
+    st.push(", t.total AS total FROM k JOIN products p ON p.id = k.id CROSS JOIN t" if with_total
+            else " FROM k JOIN products p ON p.id = k.id")
+    st.push(" ORDER BY k.score, k.id")
     return st
+
+
+def split_parts(max_id, top, parts=2):
+    """The id ranges of a split SQLite search, as relevance_parts in listing.rs makes them."""
+    width = max_id // parts + 1
+    return [(-(2 ** 63) if i == 0 else i * width + 1,
+             2 ** 63 - 1 if i == parts - 1 else (i + 1) * width, top) for i in range(parts)]
 
 
 def count_statement(dialect, filters):
@@ -114,6 +198,9 @@ def count_statement(dialect, filters):
                  True: "SELECT in_stock FROM product_counts WHERE id = 1",
                  False: "SELECT total - in_stock FROM product_counts WHERE id = 1"}
                 [filters.get("in_stock")])
+    elif dialect == "sqlite" and search_only(filters):
+        st.push("SELECT count(*) FROM products_fts WHERE products_fts MATCH ")
+        st.bind("text", fts5_match(filters["q"]))
     else:
         st.push("SELECT count(*)")
         push_from_where(st, dialect, filters, False)
@@ -294,11 +381,25 @@ def shapes(dialect, anchors_, word, depth):
                 page_statement(dialect, {"in_stock": True}, "id", False,
                                after_of(anchors_, "id", False), 20)))
     q = {"q": word}
-    out.append((f"q={word}, relevance, first page",
-                page_statement(dialect, q, "relevance", False, limit=20)))
-    out.append((f"q={word}, relevance, second page (cursor)",
-                page_statement(dialect, q, "relevance", False,
-                               after_of(anchors_, "relevance", False), 20)))
+    relevance_after = after_of(anchors_, "relevance", False)
+    if dialect == "sqlite":
+        # What runs on SQLite: the search split into two id ranges scored at once.
+        rows = depth * 10 // 9
+        for n, part in enumerate(split_parts(rows, 21), 1):
+            out.append((f"q={word}, relevance, first page, id range {n} of 2",
+                        relevance_statement(dialect, q, part=part)))
+        for n, part in enumerate(split_parts(rows, 21), 1):
+            out.append((f"q={word}, relevance, second page (cursor), id range {n} of 2",
+                        relevance_statement(dialect, q, relevance_after, part=part)))
+        out.append((f"q={word}, relevance, offset page 1 with its total, id range 1 of 2",
+                    relevance_statement(dialect, q, part=split_parts(rows, 20)[0], with_total=True)))
+    else:
+        out.append((f"q={word}, relevance, first page",
+                    page_statement(dialect, q, "relevance", False, limit=20)))
+        out.append((f"q={word}, relevance, second page (cursor)",
+                    page_statement(dialect, q, "relevance", False, relevance_after, 20)))
+        out.append((f"q={word}, relevance, offset page 1 with its total",
+                    relevance_statement(dialect, q, offset_page=(1, 20), with_total=True)))
     out.append((f"q={word}&sort=price, first page",
                 page_statement(dialect, q, "price", False, limit=20)))
     out.append((f"q={word}&sort=-created_at, first page",
@@ -318,39 +419,6 @@ def shapes(dialect, anchors_, word, depth):
     out.append(("count: min_price=500.00&in_stock=true",
                 count_statement(dialect, {"min_price": 50000, "in_stock": True})))
     out.append((f"count: q={word}", count_statement(dialect, q)))
-    if dialect == "sqlite":
-        out.extend(proposed_sqlite(anchors_))
-    return out
-
-
-def proposed_sqlite(anchors_):
-    """Rewrites proposed in docs/PERFORMANCE.md for the SQLite shapes that scan, measured on
-    the same data. Not what tienda runs today."""
-    out = []
-    value, after_id = anchors_["stock_tie:asc"]
-    part = f"SELECT {COLUMNS} FROM products p WHERE TRUE"
-    order = "ORDER BY p.stock ASC, p.id ASC LIMIT 21"
-    out.append(("PROPOSED keyset sort=stock inside the tie, as UNION ALL of the tie's rest and "
-                "the keys after it",
-                Statement().push(
-                    f"SELECT * FROM ({part} AND p.stock = {value} AND p.id > {after_id} {order}) "
-                    f"UNION ALL SELECT * FROM ({part} AND p.stock > {value} {order}) "
-                    "ORDER BY 6 ASC, 1 ASC LIMIT 21")))
-    match = fts5_match(anchors_.get("word", "zephyr"))
-    score, score_id = anchors_["relevance:asc"]
-    for title, cond in (("first page", ""),
-                        ("second page (cursor)", f" AND (score, id) > ({score!r}, {score_id})")):
-        out.append((f"PROPOSED q relevance, {title}: rank the FTS rows alone, join only the page",
-                    Statement().push(
-                        "WITH s AS MATERIALIZED (SELECT rowid AS id, bm25(products_fts, 10.0, 1.0, "
-                        f"5.0) AS score FROM products_fts WHERE products_fts MATCH '{match}'), "
-                        f"m AS MATERIALIZED (SELECT id, score FROM s WHERE TRUE{cond} "
-                        "ORDER BY score, id LIMIT 21) "
-                        f"SELECT {COLUMNS}, m.score AS score FROM m JOIN products p ON p.id = m.id "
-                        "ORDER BY m.score, m.id")))
-    out.append(("PROPOSED count: q only, over the FTS index alone",
-                Statement().push(f"SELECT count(*) FROM products_fts WHERE products_fts MATCH "
-                                 f"'{match}'")))
     return out
 
 
