@@ -155,6 +155,13 @@ impl Config {
         let acquire_timeout = Duration::from_secs(number("TIENDA_DB_TIMEOUT_SECS", 5, 1, 600)?);
         let body_limit = number("TIENDA_BODY_LIMIT_BYTES", 1024 * 1024, 1024, 1 << 30)? as usize;
         let request_timeout = Duration::from_secs(number("TIENDA_REQUEST_TIMEOUT_SECS", 30, 1, 3600)?);
+        // Defaults to the request timeout: past it, nobody waits for the answer any more.
+        let statement_timeout = Duration::from_millis(number(
+            "TIENDA_DB_STATEMENT_TIMEOUT_MS",
+            request_timeout.as_millis() as u64,
+            1,
+            3_600_000,
+        )?);
         let shutdown_grace = Duration::from_secs(number("TIENDA_SHUTDOWN_GRACE_SECS", 30, 0, 3600)?);
 
         let log_format = match get("TIENDA_LOG_FORMAT").as_deref() {
@@ -295,7 +302,7 @@ impl Config {
             pool: PoolSettings {
                 max_connections,
                 acquire_timeout,
-                statement_timeout: request_timeout,
+                statement_timeout,
             },
             addr,
             environment,

@@ -45,7 +45,8 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Unavailable(error)
             }
             // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout: the writer is saturated.
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+            // SQLITE_INTERRUPT / PostgreSQL query_canceled: a statement ran past its deadline.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "9" | "57014")) => {
                 StoreError::Unavailable(error)
             }
             _ => StoreError::Database(error),

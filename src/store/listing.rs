@@ -7,6 +7,7 @@
 use sqlx::{FromRow, Row};
 use tracing::instrument;
 
+use super::deadline::FetchWithin;
 use super::products::ProductRow;
 use super::{Dialect, Store, StoreError, Timestamp, on_db};
 use crate::domain::listing::{After, Filters, KeyValue, ListQuery, Page, Sort, SortKey};
@@ -451,19 +452,18 @@ impl Store {
             });
         }
         on_db!(self, |reader, _writer, dialect| {
-            let count = || async {
-                let count = count_statement(dialect, &query.filters);
-                let total: i64 = bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(count.sql)), &count.binds)
-                    .fetch_one(reader)
-                    .await?;
-                Ok::<_, StoreError>(total.max(0) as u64)
+            // Every listing statement is bounded in time: its request would have given up.
+            let fetch = |statement: Statement| {
+                let query = bind_all!(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), &statement.binds);
+                reader.fetch_all_within(query, self.statement_timeout)
             };
-            let fetch = |statement: Statement| async move {
-                Ok::<_, StoreError>(
-                    bind_all!(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), &statement.binds)
-                        .fetch_all(reader)
-                        .await?,
-                )
+            let count = || async {
+                let rows = fetch(count_statement(dialect, &query.filters)).await?;
+                let total: i64 = match rows.first() {
+                    Some(row) => row.try_get(0)?,
+                    None => 0,
+                };
+                Ok::<_, StoreError>(total.max(0) as u64)
             };
             let (rows, total) = if !relevance {
                 let page = fetch(page_statement(dialect, query)?);

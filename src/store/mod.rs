@@ -5,6 +5,7 @@
 //! are named [`Dialect`] methods. [`on_db!`] expands a block once per backend, so each query is
 //! written once and compiled against both drivers.
 
+mod deadline;
 mod error;
 pub mod idempotency;
 pub mod inventory;
@@ -66,8 +67,8 @@ pub const SQLITE_MMAP_SIZE: u64 = 1 << 30;
 pub struct PoolSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
-    /// PostgreSQL cancels a statement that runs longer, so a query whose request has given up
-    /// cannot hold a pooled connection for minutes.
+    /// PostgreSQL cancels any statement that runs longer, SQLite a listing statement (see
+    /// `deadline`), so a query whose request has given up cannot hold a pooled connection.
     pub statement_timeout: Duration,
 }
 
@@ -137,6 +138,8 @@ pub struct Store {
     /// at once (see `listing::RelevancePart`): SQLite runs a statement on one core. 1 on
     /// PostgreSQL, which plans its own parallelism.
     pub(crate) search_parts: usize,
+    /// The longest a listing statement may run (`PoolSettings::statement_timeout`).
+    pub(crate) statement_timeout: Duration,
 }
 
 impl Store {
@@ -188,7 +191,11 @@ impl Store {
                 .clamp(1, 4),
             Pool::Postgres(_) => 1,
         };
-        Ok(Store { pool, search_parts })
+        Ok(Store {
+            pool,
+            search_parts,
+            statement_timeout: settings.statement_timeout,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {

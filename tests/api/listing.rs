@@ -315,6 +315,64 @@ both_backends! {
     }
 }
 
+/// A listing statement past `TIENDA_DB_STATEMENT_TIMEOUT_MS` is interrupted (SQLite has no
+/// statement timeout of its own; a progress handler does it): a 503 problem, and the connection
+/// it held serves the next request at once, with no deadline left behind on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_listing_statement_past_its_deadline_is_interrupted() {
+    use sqlx::Connection;
+
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("TIENDA_DB_STATEMENT_TIMEOUT_MS", "40"),
+            ("TIENDA_DB_MAX_CONNECTIONS", "2"),
+        ],
+    )
+    .await
+    .unwrap();
+    // 200,000 matches for one word: scoring them all takes well over 40 ms.
+    let mut conn = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) \
+         INSERT INTO products (name, description, price_cents, stock, created_at, updated_at) \
+         SELECT 'Item ' || i, 'a common word', 100, 1, 0, 0 FROM n",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let started = std::time::Instant::now();
+    let response = app.get("/api/v1/products?q=common&limit=20").await;
+    let elapsed = started.elapsed();
+    assert_problem(response, StatusCode::SERVICE_UNAVAILABLE, "/problems/unavailable").await;
+    assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
+    // Both pooled connections ran a part of that search; each answers a cheap page now.
+    for _ in 0..4 {
+        let (page, _) = app.get_page("/api/v1/products?limit=3").await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    }
+    // The same search abandoned by its client mid-statement: the statements still end at the
+    // deadline, and the connections come back clean.
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(5))
+        .build()
+        .unwrap();
+    assert!(
+        impatient
+            .get(app.url("/api/v1/products?q=common&limit=20"))
+            .send()
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for _ in 0..4 {
+        let (page, _) = app.get_page("/api/v1/products?limit=3").await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    }
+}
+
 mod property {
     use super::*;
     use proptest::prelude::*;
