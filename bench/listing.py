@@ -193,11 +193,16 @@ def split_parts(max_id, top, parts=2):
 
 def count_statement(dialect, filters):
     st = Statement()
+    column = {None: "total", True: "in_stock", False: "total - in_stock"}[filters.get("in_stock")]
     if "q" not in filters and "min_price" not in filters and "max_price" not in filters:
-        st.push({None: "SELECT total FROM product_counts WHERE id = 1",
-                 True: "SELECT in_stock FROM product_counts WHERE id = 1",
-                 False: "SELECT total - in_stock FROM product_counts WHERE id = 1"}
-                [filters.get("in_stock")])
+        st.push(f"SELECT {column} FROM product_counts WHERE id = 1")
+    elif "q" not in filters:
+        st.push(f"SELECT CAST(coalesce(sum({column}), 0) AS BIGINT) FROM product_price_counts "
+                "WHERE TRUE")
+        if "min_price" in filters:
+            st.push(" AND price_cents >= ").bind("int", filters["min_price"])
+        if "max_price" in filters:
+            st.push(" AND price_cents <= ").bind("int", filters["max_price"])
     elif dialect == "sqlite" and search_only(filters):
         st.push("SELECT count(*) FROM products_fts WHERE products_fts MATCH ")
         st.bind("text", fts5_match(filters["q"]))

@@ -205,6 +205,7 @@ seed_check_sql() {
   cat <<'EOF'
 SELECT 'products', count(*), sum(stock), sum(CASE WHEN stock > 0 THEN 1 ELSE 0 END) FROM products;
 SELECT 'counts', total, in_stock FROM product_counts;
+SELECT 'price counts', sum(total), sum(in_stock) FROM product_price_counts;
 SELECT 'ledger', count(*), sum(delta) FROM stock_ledger;
 EOF
 }
@@ -355,11 +356,11 @@ measure() { # db-label database-url anchor-file
     "offset_deep|offset ?page=$DEEP_PAGE&per_page=20|$T|/api/v1/products?page=$DEEP_PAGE&per_page=20|"
     "offset_first|offset page 1 (maintained total)|$T|/api/v1/products|"
     "deep_tie|cursor page sort=stock inside the stock=0 tie|$T|/api/v1/products?cursor=$cursor_tie&limit=20|"
-    "offset_count|offset page 1 ?min_price=500.00 (count(*))|$T|/api/v1/products?min_price=500.00|"
+    "offset_count|offset page 1 ?min_price=500.00 (price counts)|$T|/api/v1/products?min_price=500.00|"
     "q_offset|?q=$WORD (relevance, page 1 + count)|$T|/api/v1/products?q=$WORD|"
     "q|?q=$WORD&limit=20 (relevance)|$T|/api/v1/products?q=$WORD&limit=20|"
     "q2|?q=$WORDS2&limit=20 (relevance)|$T|/api/v1/products?q=$q2&limit=20|"
-    "offset_count2|offset page 1 ?min_price=500.00&in_stock=true (count(*))|$T|/api/v1/products?min_price=500.00&in_stock=true|"
+    "offset_count2|offset page 1 ?min_price=500.00&in_stock=true (price counts)|$T|/api/v1/products?min_price=500.00&in_stock=true|"
   )
   note "$db: warm-up (2 s each)"
   for s in "${scenarios[@]}"; do

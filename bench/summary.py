@@ -92,7 +92,7 @@ def main():
         print(f"- cursor inside the stock=0 tie p50 / first page p50: {tie1:.1f}x at c=1")
         print(f"- deep offset page p50 / first page p50: {offset1:.1f}x at c=1 "
               "(why cursors exist)")
-        print(f"- offset page 1 with count(*) (min_price) / with maintained total: "
+        print(f"- offset page 1 with a price-filtered total (min_price) / with the unfiltered total: "
               f"{count1:.1f}x p50 at c=1; with min_price&in_stock: {count2:.1f}x")
 
 

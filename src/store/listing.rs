@@ -407,16 +407,32 @@ fn page_window(page: &Page) -> (u64, u64) {
     }
 }
 
-/// The statement behind `total`: a maintained count when the filters allow, else `count(*)`.
+/// The statement behind `total`: a maintained count when the filters allow (none or `in_stock`
+/// only: one row; price and `in_stock`: a sum over the prices in the range), else `count(*)`.
 fn count_statement(dialect: Dialect, filters: &Filters) -> Statement {
     let mut statement = Statement::default();
-    let only_stock_filter = filters.q.is_none() && filters.min_price.is_none() && filters.max_price.is_none();
-    if only_stock_filter {
-        statement.push(match filters.in_stock {
-            None => "SELECT total FROM product_counts WHERE id = 1",
-            Some(true) => "SELECT in_stock FROM product_counts WHERE id = 1",
-            Some(false) => "SELECT total - in_stock FROM product_counts WHERE id = 1",
-        });
+    let column = match filters.in_stock {
+        None => "total",
+        Some(true) => "in_stock",
+        Some(false) => "total - in_stock",
+    };
+    if filters.q.is_none() && filters.min_price.is_none() && filters.max_price.is_none() {
+        statement.push(&format!("SELECT {column} FROM product_counts WHERE id = 1"));
+    } else if filters.q.is_none() {
+        // sum() of nothing is NULL, and a numeric on PostgreSQL: both made a plain integer.
+        statement.push(&format!(
+            "SELECT CAST(coalesce(sum({column}), 0) AS BIGINT) FROM product_price_counts WHERE TRUE"
+        ));
+        if let Some(min) = filters.min_price() {
+            statement
+                .push(" AND price_cents >= ")
+                .bind(Bind::Int(min.cents()));
+        }
+        if let Some(max) = filters.max_price() {
+            statement
+                .push(" AND price_cents <= ")
+                .bind(Bind::Int(max.cents()));
+        }
     } else if dialect == Dialect::Sqlite && search_only(filters) {
         statement.push("SELECT count(*) FROM products_fts WHERE products_fts MATCH ");
         statement.bind(Bind::Text(fts5_match(filters).unwrap_or_default()));

@@ -155,6 +155,36 @@ both_backends! {
         assert_eq!(in_stock(&app.get_page("/api/v1/products?in_stock=true").await.0), expected_in_stock + 1);
         app.request(reqwest::Method::DELETE, &format!("/api/v1/products/{}", products[1]["id"])).send().await.unwrap();
         assert_eq!(app.get_page("/api/v1/products").await.0["total"], 11);
+
+        // Totals under price filters follow price changes, stock crossing zero and deletes too.
+        let live = |products: &[Value], keep: &dyn Fn(&Value) -> bool| products.iter().filter(|p| keep(p)).count() as u64;
+        let mut current: Vec<Value> = app.walk_pages("", 100).await;
+        for step in 0..4 {
+            let target = &current[step];
+            let change = match step {
+                0 => json!({"price": "7.77"}),
+                1 => json!({"price": "7.77", "stock": 0}),
+                2 => json!({"stock": 3}),
+                _ => json!(null),
+            };
+            let path = format!("/api/v1/products/{}", target["id"]);
+            if change.is_null() {
+                app.request(reqwest::Method::DELETE, &path).send().await.unwrap();
+            } else {
+                let response = app.send_json(reqwest::Method::PATCH, &path, &change).await;
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+            current = app.walk_pages("", 100).await;
+            let checks = [
+                ("min_price=7.77&max_price=7.77", Box::new(|p: &Value| cents(p) == 777) as Box<dyn Fn(&Value) -> bool>),
+                ("min_price=1.50&in_stock=true", Box::new(|p: &Value| cents(p) >= 150 && p["stock"].as_i64().unwrap() > 0)),
+                ("max_price=2.00&in_stock=false", Box::new(|p: &Value| cents(p) <= 200 && p["stock"] == 0)),
+            ];
+            for (query, keep) in checks {
+                let (page, _) = app.get_page(&format!("/api/v1/products?{query}")).await;
+                assert_eq!(page["total"].as_u64().unwrap(), live(&current, &*keep), "step {step}: {query}");
+            }
+        }
     }
 
     async fn price_and_stock_filters_match_an_independent_computation(app) {
