@@ -118,16 +118,7 @@ fn push_from_where(statement: &mut Statement, dialect: Dialect, filters: &Filter
             statement.push(" FROM products p WHERE TRUE");
         }
     }
-    if let Some(min) = filters.min_price() {
-        statement
-            .push(" AND p.price_cents >= ")
-            .bind(Bind::Int(min.cents()));
-    }
-    if let Some(max) = filters.max_price() {
-        statement
-            .push(" AND p.price_cents <= ")
-            .bind(Bind::Int(max.cents()));
-    }
+    push_price_range(statement, "p.price_cents", filters);
     match filters.in_stock {
         Some(true) => {
             statement.push(" AND p.stock > 0");
@@ -136,6 +127,20 @@ fn push_from_where(statement: &mut Statement, dialect: Dialect, filters: &Filter
             statement.push(" AND p.stock = 0");
         }
         None => {}
+    }
+}
+
+/// `AND column >= min AND column <= max` for the price filters given.
+fn push_price_range(statement: &mut Statement, column: &str, filters: &Filters) {
+    if let Some(min) = filters.min_price() {
+        statement
+            .push(&format!(" AND {column} >= "))
+            .bind(Bind::Int(min.cents()));
+    }
+    if let Some(max) = filters.max_price() {
+        statement
+            .push(&format!(" AND {column} <= "))
+            .bind(Bind::Int(max.cents()));
     }
 }
 
@@ -423,16 +428,7 @@ fn count_statement(dialect: Dialect, filters: &Filters) -> Statement {
         statement.push(&format!(
             "SELECT CAST(coalesce(sum({column}), 0) AS BIGINT) FROM product_price_counts WHERE TRUE"
         ));
-        if let Some(min) = filters.min_price() {
-            statement
-                .push(" AND price_cents >= ")
-                .bind(Bind::Int(min.cents()));
-        }
-        if let Some(max) = filters.max_price() {
-            statement
-                .push(" AND price_cents <= ")
-                .bind(Bind::Int(max.cents()));
-        }
+        push_price_range(&mut statement, "price_cents", filters);
     } else if dialect == Dialect::Sqlite && search_only(filters) {
         statement.push("SELECT count(*) FROM products_fts WHERE products_fts MATCH ");
         statement.bind(Bind::Text(fts5_match(filters).unwrap_or_default()));
