@@ -185,6 +185,17 @@ impl TestApp {
         self.client.request(method, self.url(path))
     }
 
+    /// GETs a path without credentials and returns its JSON body.
+    pub async fn anonymous_json(&self, path: &str) -> Value {
+        self.anonymous(Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

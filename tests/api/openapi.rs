@@ -28,14 +28,7 @@ async fn the_served_spec_matches_the_committed_copy() {
 #[tokio::test]
 async fn the_spec_is_openapi_3_1_and_covers_every_route() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let spec: Value = app
-        .anonymous(Method::GET, "/openapi.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = app.anonymous_json("/openapi.json").await;
     assert_eq!(spec["openapi"], "3.1.0");
     let expected = [
         ("get", "/api/v1/products"),
@@ -132,14 +125,7 @@ async fn swagger_ui_renders_every_operation_in_headless_chromium() {
         return;
     }
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let spec: Value = app
-        .anonymous(Method::GET, "/openapi.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = app.anonymous_json("/openapi.json").await;
     let url = app.url("/docs/");
     let profile = tempfile::tempdir().unwrap();
     let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("docs-screenshot.png");

@@ -126,14 +126,7 @@ async fn ready_is_503_naming_redis_when_redis_stops() {
         }
     }
     let app = app.expect("redis-server started");
-    let ready: Value = app
-        .anonymous(Method::GET, "/health/ready")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.anonymous_json("/health/ready").await;
     assert_eq!(ready["checks"], json!({"database": "up", "redis": "up"}));
     redis.kill().unwrap();
     redis.wait().unwrap();
