@@ -1,8 +1,7 @@
 //! `TestApp`: the real server on a random port with a database of its own.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Once;
+use std::sync::Arc;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -11,14 +10,17 @@ use tienda::config::Config;
 use tienda::startup::Application;
 
 pub const PG_ENV: &str = "TIENDA_TEST_DATABASE_URL";
+pub const REDIS_ENV: &str = "TIENDA_TEST_REDIS_URL";
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,
 }
 
-/// Runs each test body once per backend: `name::sqlite` and `name::postgres`.
+/// Runs each test body once per backend: `name::sqlite` and `name::postgres`. The PostgreSQL
+/// variant is compiled as ignored when `TIENDA_TEST_DATABASE_URL` was unset at compile time
+/// (see build.rs), so a run without PostgreSQL reports it as ignored, never as passed.
 macro_rules! both_backends {
     ($(
         $(#[$meta:meta])*
@@ -36,65 +38,48 @@ macro_rules! both_backends {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(
+                not(tienda_test_postgres),
+                ignore = "set TIENDA_TEST_DATABASE_URL to run the PostgreSQL variants"
+            )]
             async fn postgres() {
-                let Some($app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await else {
-                    return;
-                };
+                let $app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await.unwrap();
                 $body
             }
         }
     )*};
 }
 
-/// Says once per run, past the test harness's output capture, that PostgreSQL is skipped.
-fn warn_postgres_skipped() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** WARNING: {PG_ENV} is not set: every PostgreSQL variant of the API tests is SKIPPED \
-             (it returns at once). Set it, e.g. {PG_ENV}=postgres://postgres@127.0.0.1:5432/test ***\n"
-        );
-    });
+/// The value of a test service's variable. Its test was compiled to run (the variable was set
+/// when cargo built the tests), so a missing value now is an error, never a silent pass.
+pub fn required_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "{name} was set when this test was compiled but is not set now: set it again \
+             (or unset it and let cargo rebuild the tests, which are then ignored)"
+        ),
+    }
 }
 
+/// A test's own database, shared by every server the test starts on it (a restart keeps the
+/// data) and dropped with the last of them.
 enum TestDb {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
 }
 
-pub const ADMIN_EMAIL: &str = "admin@tienda.test";
-pub const ADMIN_PASSWORD: &str = "admin-password-1";
-
-pub struct TestApp {
-    pub address: String,
-    /// An access token of the bootstrapped admin; `request` sends it.
-    pub admin_token: String,
-    pub client: reqwest::Client,
-    pub database_url: String,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    db: TestDb,
-}
-
-impl TestApp {
-    /// `None` for PostgreSQL when it is not configured.
-    pub async fn spawn(backend: Backend) -> Option<TestApp> {
-        Self::spawn_with(backend, &[]).await
-    }
-
-    /// Spawns with extra configuration variables.
-    pub async fn spawn_with(backend: Backend, settings: &[(&str, &str)]) -> Option<TestApp> {
-        let (database_url, db) = match backend {
+impl TestDb {
+    /// Creates an empty database; returns it with its URL.
+    async fn create(backend: Backend) -> (Arc<TestDb>, String) {
+        match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("tienda.db").display());
-                (url, TestDb::Sqlite(dir))
+                (Arc::new(TestDb::Sqlite(dir)), url)
             }
             Backend::Postgres => {
-                let Ok(admin_url) = std::env::var(PG_ENV) else {
-                    warn_postgres_skipped();
-                    return None;
-                };
+                let admin_url = required_env(PG_ENV);
                 let name = format!("tienda_test_{}", uuid::Uuid::new_v4().simple());
                 let mut admin = sqlx::PgConnection::connect(&admin_url)
                     .await
@@ -105,9 +90,99 @@ impl TestApp {
                     .unwrap();
                 let mut url = url::Url::parse(&admin_url).unwrap();
                 url.set_path(&name);
-                (url.to_string(), TestDb::Postgres { admin_url, name })
+                (Arc::new(TestDb::Postgres { admin_url, name }), url.to_string())
             }
-        };
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime; a thread with its own runtime can block.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub const ADMIN_EMAIL: &str = "admin@tienda.test";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// A running server: how to stop it and how to see that it stopped.
+struct RunningServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub struct TestApp {
+    pub address: String,
+    /// `http://` address of the separate metrics listener, when `TIENDA_METRICS_ADDR` is set.
+    pub metrics_address: Option<String>,
+    /// An access token of the bootstrapped admin; `request` sends it.
+    pub admin_token: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    pub backend: Backend,
+    server: Option<RunningServer>,
+    db: Arc<TestDb>,
+}
+
+impl TestApp {
+    /// A server on a fresh database. Always `Some`: a backend that is not configured panics
+    /// (its test was compiled as ignored unless the variable was set).
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Spawns with extra configuration variables. Always `Some`, as [`TestApp::spawn`].
+    pub async fn spawn_with(backend: Backend, settings: &[(&str, &str)]) -> Option<TestApp> {
+        let (db, database_url) = TestDb::create(backend).await;
+        Some(Self::start(backend, db, database_url, settings).await)
+    }
+
+    /// Stops this server and spawns another with `settings` on a fresh database of the same
+    /// backend: for a test of both backends that needs a configuration of its own.
+    pub async fn respawn_with(self, settings: &[(&str, &str)]) -> TestApp {
+        let backend = self.backend;
+        drop(self);
+        Self::spawn_with(backend, settings).await.unwrap()
+    }
+
+    /// Stops this server, waits until it has stopped, and starts another with `settings` on the
+    /// same database: a restart of the process, the data kept.
+    pub async fn restart_with(mut self, settings: &[(&str, &str)]) -> TestApp {
+        let server = self.server.take().unwrap();
+        let (backend, db, database_url) = (self.backend, self.db.clone(), self.database_url.clone());
+        drop(self);
+        let _ = server.stop.send(());
+        tokio::time::timeout(std::time::Duration::from_secs(15), server.task)
+            .await
+            .expect("the server stopped within 15 s")
+            .unwrap()
+            .unwrap();
+        Self::start(backend, db, database_url, settings).await
+    }
+
+    /// Serves on `database_url` (migrating it first), logged in as the bootstrapped admin.
+    async fn start(
+        backend: Backend,
+        db: Arc<TestDb>,
+        database_url: String,
+        settings: &[(&str, &str)],
+    ) -> TestApp {
         let mut vars: Vec<(String, String)> = vec![
             ("DATABASE_URL".into(), database_url.clone()),
             ("TIENDA_ADDR".into(), "127.0.0.1:0".into()),
@@ -122,23 +197,26 @@ impl TestApp {
                 .unwrap();
         let app = Application::build(config).await.unwrap();
         let addr: SocketAddr = app.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async move {
+        let metrics_address = app.metrics_addr().map(|addr| format!("http://{addr}"));
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
         let mut app = TestApp {
             address: format!("http://{addr}"),
+            metrics_address,
             admin_token: String::new(),
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
             database_url,
-            shutdown: Some(tx),
+            backend,
+            server: Some(RunningServer { stop, task }),
             db,
         };
         app.admin_token = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
             .as_str()
             .unwrap()
             .to_owned();
-        Some(app)
+        app
     }
 
     /// Logs in and returns the token response, asserting 200.
@@ -264,12 +342,12 @@ impl TestApp {
 
     async fn scalar(&self, sql: &str) -> i64 {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match &self.db {
-            TestDb::Sqlite(_) => {
+        match self.backend {
+            Backend::Sqlite => {
                 let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
                 sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
             }
-            TestDb::Postgres { .. } => {
+            Backend::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
                 sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
             }
@@ -291,25 +369,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let TestDb::Postgres { admin_url, name } = &self.db {
-            let (admin_url, name) = (admin_url.clone(), name.clone());
-            // Drop runs inside the test's runtime; a thread with its own runtime can block.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime.block_on(async {
-                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
-                    }
-                });
-            })
-            .join();
+        // The database goes with the last server on it (`TestDb`'s drop).
+        if let Some(server) = self.server.take() {
+            let _ = server.stop.send(());
         }
     }
 }
