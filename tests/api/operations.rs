@@ -1,6 +1,6 @@
 //! Health, readiness and metrics, as load balancers and Prometheus see them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -51,16 +51,61 @@ both_backends! {
         assert_eq!(response.json::<Value>().await.unwrap(), json!({"status": "ready", "checks": {"database": "up"}}));
     }
 
-    async fn metrics_export_every_name_the_alerts_and_dashboard_use(app) {
-        // Some traffic: a product, a stock adjustment, a failed and a good login, a 404.
-        let product = app.create_product(product_body(1)).await;
-        app.send_json(Method::POST, &format!("/api/v1/products/{}/stock-adjustments", product["id"]), &json!({"delta": -1, "reason": "sale"})).await;
-        app.anonymous(Method::POST, "/api/v1/auth/login").json(&json!({"email": "x@example.com", "password": "nope-nope"})).send().await.unwrap();
-        app.get("/api/v1/products/424242").await;
-        app.get("/no/such/path").await;
-        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-        let response = app.anonymous(Method::GET, "/metrics").send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+    async fn metrics_export_every_deploy_name_and_count_exactly_the_requests_served(app) {
+        // The recorder is process-wide, and every test of this binary serves from this process:
+        // to count only this test's requests, a `tienda` process of its own serves them, on
+        // this variant's database.
+        let database_url = app.database_url.clone();
+        let settings = [("DATABASE_URL", database_url.as_str()), ("TIENDA_BUSINESS_METRICS_SECS", "1")];
+        let (mut server, addr) = tokio::task::block_in_place(|| crate::process::serve(&std::env::temp_dir(), &settings));
+        let base = format!("http://{addr}");
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        // The samplers' first values (pool, business gauges) appear soon after start.
+        let before = scrape_until(&client, &base, |m| m.contains_key("tienda_db_pool_acquire_duration_seconds_count")).await;
+
+        let (email, password) = crate::process::ADMIN;
+        let login = |password: &'static str| client.post(format!("{base}/api/v1/auth/login")).json(&json!({"email": email, "password": password})).send();
+        let token = login(password).await.unwrap().json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+        for _ in 0..3 {
+            assert_eq!(login("wrong-password").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        }
+        let response = client.post(format!("{base}/api/v1/products")).bearer_auth(&token).json(&product_body(1)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let id = response.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+        for delta in [-1, 3, -4] {
+            let response = client.post(format!("{base}/api/v1/products/{id}/stock-adjustments")).bearer_auth(&token)
+                .json(&json!({"delta": delta, "reason": "counted"})).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+        }
+        assert_eq!(client.get(format!("{base}/api/v1/products/424242")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+        for _ in 0..2 {
+            assert_eq!(client.get(format!("{base}/no/such/path")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+        }
+        // 12 units created, then -1, +3, -4: the business gauges catch up within a few ticks.
+        let after = scrape_until(&client, &base, |m| m.get("tienda_stock_units") == Some(&10.0)).await;
+
+        let delta = |series: &str| after.get(series).copied().unwrap_or(0.0) - before.get(series).copied().unwrap_or(0.0);
+        for (series, expected) in [
+            (r#"tienda_login_attempts_total{outcome="success"}"#, 1.0),
+            (r#"tienda_login_attempts_total{outcome="failure"}"#, 3.0),
+            (r#"tienda_http_requests_total{method="POST",route="/api/v1/auth/login",status_class="2xx"}"#, 1.0),
+            (r#"tienda_http_requests_total{method="POST",route="/api/v1/auth/login",status_class="4xx"}"#, 3.0),
+            (r#"tienda_http_requests_total{method="POST",route="/api/v1/products",status_class="2xx"}"#, 1.0),
+            (r#"tienda_http_requests_total{method="POST",route="/api/v1/products/{id}/stock-adjustments",status_class="2xx"}"#, 3.0),
+            (r#"tienda_http_requests_total{method="GET",route="/api/v1/products/{id}",status_class="4xx"}"#, 1.0),
+            (r#"tienda_http_requests_total{method="GET",route="unmatched",status_class="4xx"}"#, 2.0),
+            (r#"tienda_http_request_duration_seconds_count{method="POST",route="/api/v1/auth/login",status_class="4xx"}"#, 3.0),
+            (r#"tienda_stock_adjustments_total{direction="out"}"#, 2.0),
+            (r#"tienda_stock_adjustments_total{direction="in"}"#, 1.0),
+            (r#"tienda_stock_adjustment_units_total{direction="out"}"#, 5.0),
+            (r#"tienda_stock_adjustment_units_total{direction="in"}"#, 3.0),
+        ] {
+            assert_eq!(delta(series), expected, "{series}");
+        }
+        assert_eq!(after.get("tienda_products"), Some(&1.0));
+        assert_eq!(after.get(r#"tienda_dependency_up{dependency="database"}"#), Some(&1.0));
+
+        let response = client.get(format!("{base}/metrics")).send().await.unwrap();
         assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
         let text = response.text().await.unwrap();
         let exported = exported_names(&text);
@@ -68,12 +113,42 @@ both_backends! {
             assert!(exported.contains(&name), "{name} is used by deploy/ but not exported; exported: {exported:?}");
         }
         // Routes are templates, never raw paths; unknown paths collapse into one label.
-        assert!(text.contains(r#"route="/api/v1/products/{id}""#), "{text}");
-        assert!(!text.contains("424242"));
-        assert!(!text.contains("/no/such/path") && text.contains(r#"route="unmatched""#));
-        assert!(text.contains(r#"tienda_login_attempts_total{outcome="failure"}"#));
-        assert!(text.contains("tienda_http_request_duration_seconds_bucket"));
+        assert!(!text.contains("424242") && !text.contains("/no/such/path"), "{text}");
         assert!(text.contains(r#"le="0.5""#), "the p99 alert's bound is a bucket edge");
+        crate::process::signal(&server, "TERM");
+        let stopped = tokio::task::block_in_place(|| crate::process::wait_with_timeout(&mut server, std::time::Duration::from_secs(10)));
+        assert!(stopped.success());
+    }
+}
+
+/// Every sample of a Prometheus text exposition, keyed by name and labels as rendered.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter_map(|(series, value)| Some((series.to_owned(), value.parse().ok()?)))
+        .collect()
+}
+
+/// Scrapes `/metrics` until `ready` holds of its samples (at most 15 s), and returns them.
+async fn scrape_until(
+    client: &reqwest::Client,
+    base: &str,
+    ready: impl Fn(&BTreeMap<String, f64>) -> bool,
+) -> BTreeMap<String, f64> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let response = client.get(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let samples = samples(&response.text().await.unwrap());
+        if ready(&samples) {
+            return samples;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the metrics never got there: {samples:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
@@ -82,16 +157,43 @@ async fn metrics_can_move_to_a_separate_listener() {
     let app = TestApp::spawn_with(Backend::Sqlite, &[("TIENDA_METRICS_ADDR", "127.0.0.1:0")])
         .await
         .unwrap();
+    assert_eq!(app.get("/api/v1/products").await.status(), StatusCode::OK);
     let response = app.anonymous(Method::GET, "/metrics").send().await.unwrap();
     assert_problem(response, StatusCode::NOT_FOUND, "/problems/not-found").await;
+    // The separate listener serves the exposition, and only that.
+    let metrics = app.metrics_address.clone().expect("a metrics listener");
+    let response = app.client.get(format!("{metrics}/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"tienda_http_requests_total{method="GET",route="/api/v1/products",status_class="2xx"}"#
+        ),
+        "{text}"
+    );
+    let response = app
+        .client
+        .get(format!("{metrics}/api/v1/products"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(tienda_test_redis),
+    ignore = "set TIENDA_TEST_REDIS_URL to run the Redis tests"
+)]
 async fn ready_is_503_naming_redis_when_redis_stops() {
-    if std::env::var("TIENDA_TEST_REDIS_URL").is_err() {
-        return; // the Redis test in auth.rs says so loudly
-    }
-    // A Redis of our own, on a free port, that we can stop.
+    required_env(REDIS_ENV);
+    // A Redis of our own, on a free port, that we can stop (not the configured one).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

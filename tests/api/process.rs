@@ -19,7 +19,7 @@ fn tienda(dir: &std::path::Path) -> Command {
 
 /// A server process that is killed if the test ends without stopping it, so a failing test
 /// never leaves a server behind.
-struct Server(Child);
+pub(crate) struct Server(Child);
 
 impl std::ops::Deref for Server {
     type Target = Child;
@@ -45,7 +45,7 @@ impl Drop for Server {
 
 /// Starts `tienda serve` on a free port and returns the child and its address, read from the
 /// "serving" log line.
-fn serve(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Server, String) {
+pub(crate) fn serve(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Server, String) {
     let mut command = tienda(dir);
     command
         .env("TIENDA_ADDR", "127.0.0.1:0")
@@ -72,7 +72,7 @@ fn serve(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Server, String) {
     (child, addr)
 }
 
-const ADMIN: (&str, &str) = ("root@tienda.test", "root-password-1");
+pub(crate) const ADMIN: (&str, &str) = ("root@tienda.test", "root-password-1");
 
 /// A minimal HTTP/1.1 exchange over a fresh connection: status and body.
 fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
@@ -104,7 +104,7 @@ fn admin_token(addr: &str) -> String {
     value["access_token"].as_str().unwrap().to_owned()
 }
 
-fn signal(child: &Child, name: &str) {
+pub(crate) fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .arg(format!("-{name}"))
         .arg(child.id().to_string())
@@ -113,7 +113,7 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_with_timeout(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -194,45 +194,177 @@ fn migrate_creates_the_default_sqlite_file_in_the_working_folder() {
     );
 }
 
+/// How long a test waits for any answer before it calls the server stuck.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// A connection whose reads give up after [`ANSWER_WITHIN`], so a missing answer fails the test
+/// instead of hanging it.
+fn connect(addr: &str) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(ANSWER_WITHIN)).unwrap();
+    stream
+}
+
+/// Reads one response head (status line and headers) off `stream`.
+fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            Ok(_) => panic!("connection closed mid-head: {}", String::from_utf8_lossy(&head)),
+            Err(error) => panic!(
+                "no answer within {ANSWER_WITHIN:?} ({error}): {}",
+                String::from_utf8_lossy(&head)
+            ),
+        }
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Reads one whole response (head and `Content-Length` body) and leaves the connection open.
+fn read_response(stream: &mut TcpStream) -> String {
+    let head = read_head(stream);
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    head + &String::from_utf8(body).unwrap()
+}
+
+/// Whether the peer has closed `stream`: a read ends at once (end of stream or reset) rather
+/// than timing out.
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(error) => !matches!(
+            error.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Waits until `addr` refuses connections: the server stopped accepting.
+fn wait_until_refused(addr: &str) {
+    let deadline = Instant::now() + ANSWER_WITHIN;
+    while TcpStream::connect(addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting connections {ANSWER_WITHIN:?} after the signal"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends the head of a product creation with `Expect: 100-continue` and waits for the `100
+/// Continue` the server sends once the handler reads the body: from then on the request is in
+/// flight, with no guessing how long that takes.
+fn start_creation(addr: &str, token: &str, content_length: usize) -> TcpStream {
+    let mut stream = connect(addr);
+    write!(
+        stream,
+        "POST /api/v1/products HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Expect: 100-continue\r\nContent-Length: {content_length}\r\n\r\n"
+    )
+    .unwrap();
+    let interim = read_head(&mut stream);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    stream
+}
+
 #[test]
 fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = serve(dir.path(), &[]);
     let token = admin_token(&addr);
 
-    // An in-flight request: headers and half the body sent, the rest still to come.
+    // An in-flight request: the handler is reading a body of which only a part has come.
     let body = r#"{"name": "slow", "price": "1.00", "stock": 1}"#;
     let (first, rest) = body.split_at(10);
-    let mut stream = TcpStream::connect(&addr).unwrap();
-    write!(
-        stream,
-        "POST /api/v1/products HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
-        body.len()
-    )
-    .unwrap();
-    stream.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut stream = start_creation(&addr, &token, body.len());
+    stream.write_all(first.as_bytes()).unwrap();
 
     signal(&child, "TERM");
-    std::thread::sleep(Duration::from_millis(500));
-    // Still running: it waits for our request.
+    // No new connections are accepted meanwhile; the process still runs: it waits for us.
+    wait_until_refused(&addr);
     assert!(
         child.try_wait().unwrap().is_none(),
         "exited with a request in flight"
     );
-    // No new connections are accepted meanwhile.
-    assert!(
-        TcpStream::connect(&addr).is_err(),
-        "accepted a new connection after SIGTERM"
-    );
 
     stream.write_all(rest.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let response = read_response(&mut stream);
     assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    // Answered, the connection is closed rather than kept alive for a next request.
+    assert!(
+        closed_by_server(&mut stream),
+        "the connection stayed open after the answer"
+    );
 
-    let status = wait_with_timeout(&mut child, Duration::from_secs(10));
+    let status = wait_with_timeout(&mut child, ANSWER_WITHIN);
     assert!(status.success(), "{status:?}");
+}
+
+/// Idle keep-alive connections hold no request: SIGTERM closes them and the process exits at
+/// once, long before the grace period (here 60 s) is over.
+#[test]
+fn sigterm_closes_idle_keep_alive_connections_and_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(dir.path(), &[("TIENDA_SHUTDOWN_GRACE_SECS", "60")]);
+    let mut idle: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut stream = connect(&addr);
+            write!(stream, "GET /health/live HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+            let response = read_response(&mut stream);
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            stream
+        })
+        .collect();
+
+    let started = Instant::now();
+    signal(&child, "TERM");
+    for stream in &mut idle {
+        assert!(
+            closed_by_server(stream),
+            "an idle keep-alive connection stayed open"
+        );
+    }
+    let status = wait_with_timeout(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A connection that was opened but has sent nothing holds no request either.
+#[test]
+fn sigterm_does_not_wait_for_a_connection_that_sent_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(dir.path(), &[("TIENDA_SHUTDOWN_GRACE_SECS", "60")]);
+    let mut silent = connect(&addr);
+    // The server has taken the connection once it answers another one made after it.
+    assert_eq!(http(&addr, "GET", "/health/live", None, "").0, 200);
+
+    let started = Instant::now();
+    signal(&child, "TERM");
+    let status = wait_with_timeout(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(closed_by_server(&mut silent));
 }
 
 #[test]
@@ -243,23 +375,24 @@ fn sigint_on_an_idle_server_exits_zero() {
     assert!(wait_with_timeout(&mut child, Duration::from_secs(10)).success());
 }
 
+/// A request that never finishes holds shutdown for the grace period, and no longer: without
+/// the bound, it would last until the request timeout (30 s).
 #[test]
 fn the_grace_period_bounds_a_request_that_never_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = serve(dir.path(), &[("TIENDA_SHUTDOWN_GRACE_SECS", "1")]);
     let token = admin_token(&addr);
-    let mut stream = TcpStream::connect(&addr).unwrap();
-    write!(stream, "POST /api/v1/products HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{").unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let mut stream = start_creation(&addr, &token, 100);
+    stream.write_all(b"{").unwrap();
     let started = Instant::now();
     signal(&child, "TERM");
-    let status = wait_with_timeout(&mut child, Duration::from_secs(10));
-    assert!(status.success());
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "{:?}",
-        started.elapsed()
-    );
+    let status = wait_with_timeout(&mut child, Duration::from_secs(15));
+    let elapsed = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
+    // The abandoned request's connection went with the process.
+    assert!(closed_by_server(&mut stream));
 }
 
 #[test]
