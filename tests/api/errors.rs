@@ -46,18 +46,40 @@ both_backends! {
             body["description"] = serde_json::json!("cotton ".repeat(100));
             app.create_product(body).await;
         }
-        for encoding in ["gzip", "br", "zstd"] {
+        let response = app.get("/api/v1/products").await;
+        assert!(response.headers().get("content-encoding").is_none());
+        let plain = response.bytes().await.unwrap();
+        for encoding in ["gzip", "br", "zstd", "deflate"] {
             let response = app.request(Method::GET, "/api/v1/products").header("accept-encoding", encoding).send().await.unwrap();
             assert_eq!(response.status(), StatusCode::OK);
             assert_eq!(response.headers()["content-encoding"], encoding);
             assert!(response.headers().get("vary").is_some());
+            let compressed = response.bytes().await.unwrap();
+            assert!(compressed.len() < plain.len() / 4, "{encoding}: {} of {} bytes", compressed.len(), plain.len());
+            assert!(decode(encoding, &compressed).await == plain, "{encoding}: the decoded body differs from the plain answer");
         }
-        let response = app.get("/api/v1/products").await;
-        assert!(response.headers().get("content-encoding").is_none());
         // Small bodies are not worth it.
         let response = app.request(Method::GET, "/nope").header("accept-encoding", "gzip").send().await.unwrap();
         assert!(response.headers().get("content-encoding").is_none());
     }
+}
+
+/// `body` decoded from a `Content-Encoding`.
+async fn decode(encoding: &str, body: &[u8]) -> Vec<u8> {
+    use async_compression::tokio::bufread::{BrotliDecoder, GzipDecoder, ZlibDecoder, ZstdDecoder};
+    use tokio::io::AsyncReadExt;
+
+    let mut decoded = Vec::new();
+    let read = match encoding {
+        "gzip" => GzipDecoder::new(body).read_to_end(&mut decoded).await,
+        "br" => BrotliDecoder::new(body).read_to_end(&mut decoded).await,
+        "zstd" => ZstdDecoder::new(body).read_to_end(&mut decoded).await,
+        // HTTP's "deflate" is the zlib format (RFC 9110, 8.4.1.2).
+        "deflate" => ZlibDecoder::new(body).read_to_end(&mut decoded).await,
+        other => panic!("no decoder for {other}"),
+    };
+    read.unwrap_or_else(|error| panic!("{encoding}: {error}"));
+    decoded
 }
 
 /// A request that outlives `TIENDA_REQUEST_TIMEOUT_SECS` (here: its body never finishes) is
