@@ -172,11 +172,18 @@ both_backends! {
         assert_eq!(second.headers()["etag"], etag);
         assert_eq!(second.bytes().await.unwrap(), first_body);
         assert_eq!(app.product_count().await, 1);
-        // Another body, path or method with the same key: 422, nothing written.
+        // Another body, or another path, with the same key: 422, nothing written. (Only POSTs
+        // take a key, so the method cannot differ.)
         let response = app.request(Method::POST, "/api/v1/products").header("idempotency-key", "create-1")
             .json(&product_body(2)).send().await.unwrap();
         assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "/problems/idempotency-key-reused").await;
+        let id = serde_json::from_slice::<Value>(&first_body).unwrap()["id"].as_i64().unwrap();
+        let response = app.request(Method::POST, &format!("/api/v1/products/{id}/stock-adjustments")).header("idempotency-key", "create-1")
+            .header("content-type", "application/json").body(body.clone()).send().await.unwrap();
+        assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "/problems/idempotency-key-reused").await;
         assert_eq!(app.product_count().await, 1);
+        assert_eq!(app.get_product(id).await["stock"], 12);
+        assert_eq!(app.ledger_sum(id).await, 12);
         // Keys belong to their user: another user's same key is a new request.
         let staff = app.user_token("s@example.com", "staff").await;
         let response = app.anonymous(Method::POST, "/api/v1/products").bearer_auth(&staff).header("idempotency-key", "create-1")

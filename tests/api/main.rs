@@ -6,6 +6,7 @@
 #[macro_use]
 mod helpers;
 mod auth;
+mod deadlines;
 mod environment;
 mod errors;
 mod inventory;

@@ -1,0 +1,138 @@
+//! Statements past `TIENDA_DB_STATEMENT_TIMEOUT_MS` end there, on both engines, with a 503 for a
+//! client still waiting and the connection back in the pool for everyone else.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use sqlx::Connection;
+
+use crate::helpers::*;
+
+/// `rows` products that all match the word `common`: scoring them all takes far longer than
+/// the deadlines below.
+async fn seed_common_matches(app: &TestApp, rows: u32) {
+    let mut conn = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+         INSERT INTO products (name, description, price_cents, stock, created_at, updated_at) \
+         SELECT 'Item ' || i, 'a common word', 100, 1, 0, 0 FROM n"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// A listing statement past its deadline is interrupted (SQLite has no statement timeout of its
+/// own; a progress handler does it): a 503 problem, and the connection it held serves the next
+/// request at once, with no deadline left behind on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_listing_statement_past_its_deadline_is_interrupted() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("TIENDA_DB_STATEMENT_TIMEOUT_MS", "40"),
+            ("TIENDA_DB_MAX_CONNECTIONS", "2"),
+        ],
+    )
+    .await
+    .unwrap();
+    seed_common_matches(&app, 200_000).await;
+
+    let started = Instant::now();
+    let response = app.get("/api/v1/products?q=common&limit=20").await;
+    let elapsed = started.elapsed();
+    assert_problem(response, StatusCode::SERVICE_UNAVAILABLE, "/problems/unavailable").await;
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    // Both pooled connections ran a part of that search; each answers a cheap page now.
+    for _ in 0..4 {
+        let (page, _) = app.get_page("/api/v1/products?limit=3").await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    }
+}
+
+/// A search whose client went away mid-statement still ends at its deadline, not when the
+/// scoring is done: its connection (the only reader here) serves the next request within the
+/// deadline of the abandoned one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_sqlite_listing_statement_still_ends_at_its_deadline() {
+    let deadline = Duration::from_millis(1000);
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("TIENDA_DB_STATEMENT_TIMEOUT_MS", "1000"),
+            ("TIENDA_DB_MAX_CONNECTIONS", "1"),
+            // A waiting request waits for the connection rather than giving up with a 503.
+            ("TIENDA_DB_TIMEOUT_SECS", "120"),
+        ],
+    )
+    .await
+    .unwrap();
+    seed_common_matches(&app, 200_000).await;
+
+    let abandon_after = Duration::from_millis(300);
+    let impatient = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(abandon_after)
+        .build()
+        .unwrap();
+    let result = impatient
+        .get(app.url("/api/v1/products?q=common&limit=20"))
+        .send()
+        .await;
+    assert!(result.is_err(), "the search answered within {abandon_after:?}");
+    let abandoned = Instant::now();
+    let (page, _) = app.get_page("/api/v1/products?limit=3").await;
+    let waited = abandoned.elapsed();
+    assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    // It waited for the abandoned statement (so that statement was running and held the
+    // connection), and only until that statement's deadline.
+    assert!(
+        waited >= deadline - abandon_after - Duration::from_millis(200),
+        "the abandoned search held no connection: {waited:?}"
+    );
+    assert!(
+        waited < deadline + Duration::from_secs(3),
+        "the abandoned statement ran past its deadline: {waited:?}"
+    );
+}
+
+/// PostgreSQL cancels a statement past `statement_timeout`: the listing is a 503 problem with
+/// `Retry-After`, never a hang. A transaction of the test's own holds the catalogue locked, so
+/// the listing cannot end any other way than by its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tienda_test_postgres),
+    ignore = "set TIENDA_TEST_DATABASE_URL to run the PostgreSQL variants"
+)]
+async fn a_postgresql_statement_past_its_timeout_is_a_503_problem() {
+    let timeout = Duration::from_millis(500);
+    let app = TestApp::spawn_with(Backend::Postgres, &[("TIENDA_DB_STATEMENT_TIMEOUT_MS", "500")])
+        .await
+        .unwrap();
+    app.create_product(product_body(1)).await;
+    let mut conn = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+    let mut lock = conn.begin().await.unwrap();
+    sqlx::query("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    for path in ["/api/v1/products?limit=5", "/api/v1/products?q=product"] {
+        let started = Instant::now();
+        let response = tokio::time::timeout(Duration::from_secs(10), app.get(path))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer within 10 s"));
+        let elapsed = started.elapsed();
+        assert!(response.headers().get("retry-after").is_some(), "{path}");
+        assert_problem(response, StatusCode::SERVICE_UNAVAILABLE, "/problems/unavailable").await;
+        assert!(
+            elapsed >= timeout - Duration::from_millis(100),
+            "{path}: {elapsed:?}"
+        );
+        assert!(elapsed < timeout + Duration::from_secs(4), "{path}: {elapsed:?}");
+    }
+    lock.rollback().await.unwrap();
+    // The lock gone, the same listing answers on the same pool.
+    let (page, _) = app.get_page("/api/v1/products?limit=5").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+}
