@@ -154,6 +154,27 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
         assert_eq!(hash_a, hash_refresh_token(&a));
-        assert_eq!(hash_a.len(), 64);
+    }
+
+    /// The stored hash is plain SHA-256 in lower-case hex: the test vectors of FIPS 180-2
+    /// (appendix B) and the empty string.
+    #[test]
+    fn refresh_token_hashes_are_sha256_in_hex() {
+        for (input, digest) in [
+            (
+                "abc",
+                "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            ),
+            (
+                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+            ),
+            (
+                "",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+        ] {
+            assert_eq!(hash_refresh_token(input), digest, "{input:?}");
+        }
     }
 }
