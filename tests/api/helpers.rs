@@ -471,14 +471,17 @@ impl TestApp {
         (response.json().await.unwrap(), link)
     }
 
-    /// Follows `next_cursor` from `first` to the end; returns every item in order.
+    /// Follows `next_cursor` from `first` to the end; returns every item in order. A cursor
+    /// handed out twice fails the walk (it would never end).
     pub async fn walk_cursor(&self, first: &str) -> Vec<Value> {
         let mut items = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let (mut page, _) = self.get_page(first).await;
         loop {
             items.extend(page["items"].as_array().unwrap().iter().cloned());
             match page["next_cursor"].as_str() {
                 Some(cursor) => {
+                    assert!(seen.insert(cursor.to_owned()), "the walk from {first} cycles");
                     let path = format!("/api/v1/products?cursor={}", urlencode(cursor));
                     page = self.get_page(&path).await.0;
                 }
