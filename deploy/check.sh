@@ -125,13 +125,19 @@ PY
 echo "Checking PromQL syntax of the dashboard queries"
 promtool check rules "$tmp/dashboard_queries.yml"
 
-# The provisioning files are YAML; promtool-free syntax check via Python when
-# PyYAML is available (it is optional).
-if python3 -c 'import yaml' 2>/dev/null; then
-    for f in deploy/grafana/provisioning/datasources/prometheus.yml deploy/grafana/provisioning/dashboards/tienda.yml; do
-        python3 -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' "$f"
-    done
-    echo "Checking Grafana provisioning YAML: OK"
+# The provisioning files are YAML: parsed with PyYAML, installed like promtool when missing. A
+# check that cannot run fails the script rather than passing unseen.
+if ! python3 -c 'import yaml' 2>/dev/null; then
+    echo "PyYAML not found: installing Debian's python3-yaml package" >&2
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-yaml >/dev/null
 fi
+python3 -c 'import yaml' || { echo "FAIL: PyYAML is needed to check the Grafana provisioning files (install it for $(command -v python3))" >&2; exit 1; }
+for f in deploy/grafana/provisioning/datasources/prometheus.yml deploy/grafana/provisioning/dashboards/tienda.yml; do
+    python3 -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' "$f"
+done
+echo "Checking Grafana provisioning YAML: OK"
 
 echo "deploy/check.sh: all checks passed"
