@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::money::Price;
+use super::product::Invalid;
 
 /// The keys a listing can be sorted on. `Relevance` is the order of a full-text search when
 /// no sort is given; it cannot be asked for by name.
@@ -78,26 +79,43 @@ impl Sort {
     }
 }
 
-/// Full-text search text: 1..=200 characters, not only white space, no control characters.
-/// Its terms are the whitespace-separated words holding a letter or digit; a text without
-/// any (`"!!!"`) is valid and matches nothing.
+/// Full-text search text: 1..=200 characters as sent, not only white space, no control
+/// characters, and at most 8 distinct words. A word repeated (in any case) counts once and is
+/// searched once: the cost of a search grows with its words, and `a a a ... a` must cost what
+/// `a` does. Its terms are the words holding a letter or digit; a text without any (`"!!!"`) is
+/// valid and matches nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchQuery(String);
 
 impl SearchQuery {
     pub const MAX_CHARS: usize = 200;
+    pub const MAX_WORDS: usize = 8;
 
-    pub fn parse(text: &str) -> Result<Self, &'static str> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        let invalid = |message| Invalid::new("invalid_search", message);
         if text.chars().count() > Self::MAX_CHARS {
-            return Err("at most 200 characters");
+            return Err(invalid("at most 200 characters"));
         }
         if text.chars().any(char::is_control) {
-            return Err("must not contain control characters");
+            return Err(invalid("must not contain control characters"));
         }
         if text.trim().is_empty() {
-            return Err("must not be empty or only white space");
+            return Err(invalid("must not be empty or only white space"));
         }
-        Ok(SearchQuery(text.split_whitespace().collect::<Vec<_>>().join(" ")))
+        let mut words: Vec<&str> = Vec::new();
+        let mut folded: Vec<String> = Vec::new();
+        for word in text.split_whitespace() {
+            let key = word.to_lowercase();
+            if folded.contains(&key) {
+                continue;
+            }
+            if folded.len() == Self::MAX_WORDS {
+                return Err(Invalid::new("too_many_terms", "at most 8 distinct words"));
+            }
+            folded.push(key);
+            words.push(word);
+        }
+        Ok(SearchQuery(words.join(" ")))
     }
 
     /// The normalised text (words joined by one space).
@@ -233,5 +251,26 @@ mod tests {
         assert!(SearchQuery::parse("!! --").unwrap().matches_nothing());
         assert!(SearchQuery::parse(&"a".repeat(201)).is_err());
         assert!(SearchQuery::parse("a\u{0}").is_err());
+    }
+
+    #[test]
+    fn repeated_words_count_and_search_once_and_nine_distinct_words_are_too_many() {
+        let repeated = vec!["a"; 100].join(" ");
+        assert_eq!(SearchQuery::parse(&repeated).unwrap().as_str(), "a");
+        assert_eq!(
+            SearchQuery::parse("Red red RED shirt red").unwrap().as_str(),
+            "Red shirt"
+        );
+        let eight = "one two three four five six seven eight";
+        assert_eq!(
+            SearchQuery::parse(&format!("{eight} one TWO")).unwrap().as_str(),
+            eight
+        );
+        let nine = SearchQuery::parse(&format!("{eight} nine")).unwrap_err();
+        assert_eq!(nine.code, "too_many_terms");
+        assert_eq!(
+            SearchQuery::parse(&"a".repeat(201)).unwrap_err().code,
+            "invalid_search"
+        );
     }
 }
