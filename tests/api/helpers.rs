@@ -262,7 +262,28 @@ impl TestApp {
         .await
     }
 
-    async fn scalar(&self, sql: &str) -> i64 {
+    /// Whether this app runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, TestDb::Postgres { .. })
+    }
+
+    /// Runs one statement straight on the database, for a test that must arrange what no
+    /// request can (a session started months ago).
+    pub async fn execute(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.db {
+            TestDb::Sqlite(_) => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
+            TestDb::Postgres { .. } => {
+                let mut conn = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         match &self.db {
             TestDb::Sqlite(_) => {

@@ -19,7 +19,7 @@ fn tienda(dir: &std::path::Path) -> Command {
 
 /// A server process that is killed if the test ends without stopping it, so a failing test
 /// never leaves a server behind.
-struct Server(Child);
+pub struct Server(Child);
 
 impl std::ops::Deref for Server {
     type Target = Child;
@@ -45,7 +45,7 @@ impl Drop for Server {
 
 /// Starts `tienda serve` on a free port and returns the child and its address, read from the
 /// "serving" log line.
-fn serve(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Server, String) {
+pub fn serve(dir: &std::path::Path, extra: &[(&str, &str)]) -> (Server, String) {
     let mut command = tienda(dir);
     command
         .env("TIENDA_ADDR", "127.0.0.1:0")
