@@ -183,7 +183,9 @@ impl Application {
             state.config.observability.low_stock_below,
             state.config.observability.business_metrics_every,
         ));
-        let limits = ConnectionLimits::from(&state.config.http);
+        // Beside connections: the pool, the log, the listeners, Redis, a few files.
+        let reserved = u64::from(state.config.pool.max_connections) + 64;
+        let limits = ConnectionLimits::from(&state.config.http).within_descriptor_limit(reserved);
         if let Some(metrics_listener) = metrics_listener {
             // Aborted with the other background tasks at shutdown, its connections with it.
             let metrics = crate::http::metrics_router();

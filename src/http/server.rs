@@ -52,6 +52,39 @@ impl From<&HttpLimits> for ConnectionLimits {
     }
 }
 
+impl ConnectionLimits {
+    /// Lowers the cap to what the process's descriptor limit leaves after `reserved` files (the
+    /// database pool, the log, the listeners), so a full server queues connections in the
+    /// backlog instead of failing `accept` with EMFILE and starving its own pool.
+    pub fn within_descriptor_limit(self, reserved: u64) -> Self {
+        let Some(limit) = open_files_limit() else {
+            return self;
+        };
+        let room = limit.saturating_sub(reserved).max(1);
+        if (self.max_connections as u64) <= room {
+            return self;
+        }
+        tracing::warn!(
+            configured = self.max_connections,
+            open_files_limit = limit,
+            serving_at_most = room,
+            "TIENDA_MAX_CONNECTIONS is more than the open-files limit allows; raise `ulimit -n` to serve more"
+        );
+        ConnectionLimits {
+            max_connections: room as usize,
+            ..self
+        }
+    }
+}
+
+/// The soft limit on open files, from `/proc/self/limits` (Linux); `None` when unknown or
+/// unlimited.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then drains for at most `grace`.
 /// Every request carries the peer's address as [`ConnectInfo<SocketAddr>`], as with axum's
 /// `into_make_service_with_connect_info`.

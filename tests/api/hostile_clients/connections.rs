@@ -166,3 +166,68 @@ async fn past_the_connection_cap_new_connections_wait_while_open_ones_are_served
         Some(true)
     );
 }
+
+/// Item 6 of issue 11 as reported: a descriptor limit of 256 and more idle sockets than that.
+/// The server caps itself below the limit, so it never fails `accept` with EMFILE (nor floods
+/// its log with it), keeps serving the connection it has, and serves a new one once the idle
+/// ones time out.
+#[test]
+fn more_idle_sockets_than_descriptors_neither_flood_the_log_nor_stop_the_server() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let mut child = crate::process::Server::from(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(concat!(
+                "ulimit -n 256 && exec ",
+                env!("CARGO_BIN_EXE_tienda"),
+                " serve"
+            ))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TIENDA_ADDR", "127.0.0.1:0")
+            .env("TIENDA_LOG_FORMAT", "json")
+            .env("TIENDA_HEADER_TIMEOUT_SECS", "2")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = crate::process::wait_for_serving(&log);
+    let health = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+    let answered = |stream: &mut std::net::TcpStream, within: Duration| {
+        stream.set_read_timeout(Some(within)).unwrap();
+        let mut buffer = [0u8; 512];
+        matches!(stream.read(&mut buffer), Ok(n) if n > 0 && buffer.starts_with(b"HTTP/1.1 200"))
+    };
+    let mut kept = std::net::TcpStream::connect(&addr).unwrap();
+    kept.write_all(health).unwrap();
+    assert!(answered(&mut kept, Duration::from_secs(10)));
+
+    let idle: Vec<_> = (0..300)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    kept.write_all(health).unwrap();
+    assert!(
+        answered(&mut kept, Duration::from_secs(5)),
+        "the open connection stopped being served"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let mut newcomer = std::net::TcpStream::connect(&addr).unwrap();
+    newcomer.write_all(health).unwrap();
+    assert!(
+        answered(&mut newcomer, Duration::from_secs(30)),
+        "a new connection was not served once the idle ones timed out"
+    );
+    drop(idle);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let accept_errors = text.lines().filter(|l| l.contains("accept error")).count();
+    assert!(accept_errors <= 2, "{accept_errors} accept errors logged");
+    assert!(text.contains("more than the open-files limit allows"), "{text}");
+}
