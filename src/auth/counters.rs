@@ -1,14 +1,14 @@
 //! Windowed attempt counters in a fixed amount of memory, for the login and registration
 //! throttles.
 //!
-//! Each key (a hashed email or client address) is counted in two slots of a fixed table, picked
-//! by a hash keyed with a random secret of this process; its count is the smaller of the two (a
+//! Each key (an email or a client address) is counted in two slots of a fixed table, picked by
+//! a hash keyed with a random secret of this process (the key itself is not kept); its count is the smaller of the two (a
 //! count-min sketch). Nothing is ever evicted and the table never grows, so memory is bounded by
 //! its size whatever clients send. Two keys sharing a slot add up there: a collision can only
 //! over-count, never forget an attempt, so it cannot be used to get more attempts than the limit.
 //! An innocent key is refused early only when both its slots are full of other keys' attempts;
 //! the keyed hash means nobody can aim collisions at a chosen key, and filling a fraction `f` of
-//! the table takes `f x slots x limit` counted attempts (each costing the attacker a password
+//! the table takes `f x slots x limit / 2` counted attempts (each costing the attacker a password
 //! hash on our side or a per-client budget), for a chance of `f²` of a wrong refusal.
 //!
 //! Each slot has its own fixed window, started by the first attempt counted in it. Attempts of
@@ -19,15 +19,9 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
-/// Slots per table: 2^17 x 16 bytes = 2 MiB at most (pages are touched only when used).
+/// Slots per table: 2^17 x 12 bytes = 1.5 MiB at most. The columns are zeroed integers, which
+/// the allocator gets from the kernel as untouched pages: memory is used only where slots are.
 const SLOTS: usize = 1 << 17;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    count: u32,
-    /// When the slot's window ends, in milliseconds since the table was made.
-    ends_ms: u64,
-}
 
 /// Where a counted attempt went, so that releasing it undoes exactly that increment (and
 /// nothing, if the slot's window has restarted since).
@@ -41,7 +35,10 @@ pub struct Table {
     window: Duration,
     hasher: RandomState,
     started: Instant,
-    slots: Vec<Slot>,
+    /// Attempts counted in each slot's current window.
+    counts: Vec<u32>,
+    /// When each slot's window ends, in milliseconds since the table was made.
+    ends_ms: Vec<u64>,
 }
 
 impl std::fmt::Debug for Table {
@@ -66,8 +63,8 @@ impl Table {
             // SipHash with keys drawn at random for this process.
             hasher: RandomState::new(),
             started: Instant::now(),
-            // Zeroed on allocation: the kernel maps pages only once a slot in them is written.
-            slots: vec![Slot::default(); SLOTS],
+            counts: vec![0; SLOTS],
+            ends_ms: vec![0; SLOTS],
         }
     }
 
@@ -90,12 +87,11 @@ impl Table {
         let mut count = u64::MAX;
         let mut frees_in = u64::MAX;
         for index in indices {
-            let slot = &mut self.slots[index];
-            if slot.ends_ms <= now {
-                *slot = Slot::default();
+            if self.ends_ms[index] <= now && self.counts[index] != 0 {
+                self.counts[index] = 0;
             }
-            count = count.min(u64::from(slot.count));
-            frees_in = frees_in.min(slot.ends_ms.saturating_sub(now));
+            count = count.min(u64::from(self.counts[index]));
+            frees_in = frees_in.min(self.ends_ms[index].saturating_sub(now));
         }
         (count, frees_in)
     }
@@ -104,12 +100,11 @@ impl Table {
         let window = (self.window.as_millis() as u64).max(1);
         let mut counted = Counted { slots: [(0, 0); 2] };
         for (n, index) in indices.into_iter().enumerate() {
-            let slot = &mut self.slots[index];
-            if slot.count == 0 {
-                slot.ends_ms = now + window;
+            if self.counts[index] == 0 {
+                self.ends_ms[index] = now + window;
             }
-            slot.count = slot.count.saturating_add(1);
-            counted.slots[n] = (index, slot.ends_ms);
+            self.counts[index] = self.counts[index].saturating_add(1);
+            counted.slots[n] = (index, self.ends_ms[index]);
         }
         counted
     }
@@ -118,10 +113,8 @@ impl Table {
     /// meanwhile (then the attempt is already forgotten).
     pub fn release(&mut self, counted: Counted) {
         for (index, ends_ms) in counted.slots {
-            if let Some(slot) = self.slots.get_mut(index)
-                && slot.ends_ms == ends_ms
-            {
-                slot.count = slot.count.saturating_sub(1);
+            if self.ends_ms.get(index) == Some(&ends_ms) {
+                self.counts[index] = self.counts[index].saturating_sub(1);
             }
         }
     }
@@ -223,6 +216,6 @@ mod tests {
             one(&mut table, b"victim", 5).is_err(),
             "flooding never frees the victim's count"
         );
-        assert_eq!(table.slots.len(), SLOTS);
+        assert_eq!((table.counts.len(), table.ends_ms.len()), (SLOTS, SLOTS));
     }
 }
