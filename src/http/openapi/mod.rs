@@ -107,7 +107,9 @@ pub struct ListParams {
     #[param(min_length = 1, max_length = 4096)]
     cursor: Option<String>,
     /// Full-text search over name, description and sku: every word must match; relevance order
-    /// unless `sort` is given.
+    /// unless `sort` is given. At most 8 distinct words (a repeated word counts once) holding at
+    /// most 16 runs of letters or digits in all; more is 400 `too_many_terms`. A search that
+    /// cannot start within a second is 503 `/problems/overloaded`.
     #[param(
         min_length = 1,
         max_length = 200,

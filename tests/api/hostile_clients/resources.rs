@@ -17,6 +17,10 @@ on_both_backends! {
         let response = app.get(&format!("/api/v1/products?q={}", urlencode(nine))).await;
         let problem = assert_problem(response, StatusCode::BAD_REQUEST, "/problems/invalid-parameter").await;
         assert_eq!(error_code(&problem, "q"), "too_many_terms");
+        // One word that the engines would split into a hundred terms is no way around it.
+        let response = app.get(&format!("/api/v1/products?q={}", vec!["a"; 100].join("-"))).await;
+        let problem = assert_problem(response, StatusCode::BAD_REQUEST, "/problems/invalid-parameter").await;
+        assert_eq!(error_code(&problem, "q"), "too_many_terms");
         // Eight distinct words, each repeated, are fine.
         let eight = "one two three four five six seven eight";
         let response = app.get(&format!("/api/v1/products?q={}", urlencode(&format!("{eight} {eight} ONE")))).await;
