@@ -96,6 +96,12 @@ class Server:
             parsed = payload.decode(errors="replace")
         return response.status, parsed
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.stop()
+
     def stop(self):
         self.process.terminate()
         try:
@@ -172,8 +178,7 @@ def report(item, engine, text):
 # ------------------------------------------------------------------ scenarios
 
 def concurrent_guesses(args, dbs, engine):
-    server = Server(args.bin, dbs.fresh(engine))
-    try:
+    with Server(args.bin, dbs.fresh(engine)) as server:
         server.request("POST", "/api/v1/auth/register",
                        {"email": "victim@example.com", "password": "the-right-one"})
         started = time.time()
@@ -183,15 +188,12 @@ def concurrent_guesses(args, dbs, engine):
              "password": "the-right-one" if i == 30 else f"wrong-{i}"})[0])
         report(2, engine, f"40 simultaneous logins (right one at 30): {counts(statuses)} "
                f"in {time.time() - started:.2f} s")
-    finally:
-        server.stop()
 
 
 def registrations(args, dbs, engine, n):
     # The registration limit (100 per client per hour) would stop a burst of 128 from one
     # address before hashing; lifted here to measure the hashing itself.
-    server = Server(args.bin, dbs.fresh(engine), env={"TIENDA_REGISTER_LIMIT_PER_HOUR": "1000"})
-    try:
+    with Server(args.bin, dbs.fresh(engine), env={"TIENDA_REGISTER_LIMIT_PER_HOUR": "1000"}) as server:
         idle, _ = server.memory_mib()
         listing = []
 
@@ -217,13 +219,10 @@ def registrations(args, dbs, engine, n):
         report(3, engine, f"{n} simultaneous registrations: {counts(statuses)} in {elapsed:.2f} s; "
                f"RSS {idle} MiB idle, peak {peak} MiB, {after} MiB 2 s later; "
                f"a listing meanwhile {listing[0]:.2f} s")
-    finally:
-        server.stop()
 
 
 def emails(args, dbs, engine):
-    server = Server(args.bin, dbs.fresh(engine))
-    try:
+    with Server(args.bin, dbs.fresh(engine)) as server:
         server.request("POST", "/api/v1/auth/register",
                        {"email": "victim@example.com", "password": "the-right-one"})
         results = []
@@ -242,26 +241,20 @@ def emails(args, dbs, engine):
         report(4, engine, f"login with the right password as {', '.join(results)}; "
                f"20 logins with 900 KB emails: {counts(statuses)} in {elapsed:.2f} s, "
                f"RSS {before} -> {after} MiB")
-    finally:
-        server.stop()
 
 
 def kelvin_case(args, dbs, engine):
     """The Kelvin sign needs a victim whose email has a k."""
-    server = Server(args.bin, dbs.fresh(engine))
-    try:
+    with Server(args.bin, dbs.fresh(engine)) as server:
         server.request("POST", "/api/v1/auth/register",
                        {"email": "vick@example.com", "password": "the-right-one"})
         status, _ = server.request("POST", "/api/v1/auth/login",
                                    {"email": "vic\u212a@example.com", "password": "the-right-one"})
         report(4, engine, f"login as vic\\u212a@example.com (Kelvin sign) with vick's password: {status}")
-    finally:
-        server.stop()
 
 
 def stolen_refresh(args, dbs, engine):
-    server = Server(args.bin, dbs.fresh(engine))
-    try:
+    with Server(args.bin, dbs.fresh(engine)) as server:
         _, tokens = server.request("POST", "/api/v1/auth/login",
                                    {"email": ADMIN[0], "password": ADMIN[1]})
         rt1 = tokens["refresh_token"]
@@ -271,13 +264,10 @@ def stolen_refresh(args, dbs, engine):
         s3, _ = server.request("POST", "/api/v1/auth/refresh", {"refresh_token": rt2})
         report(5, engine, f"login -> rt1; thief refreshes rt1: {s1}; victim logs out with rt1: {s2}; "
                f"thief refreshes rt2: {s3}")
-    finally:
-        server.stop()
 
 
 def slow_connections(args, dbs, engine):
-    server = Server(args.bin, dbs.fresh(engine))
-    try:
+    with Server(args.bin, dbs.fresh(engine)) as server:
         def open_for(sock, drip, cap=30.0):
             sock.settimeout(0.5)
             started = time.time()
@@ -311,8 +301,6 @@ def slow_connections(args, dbs, engine):
         fmt = lambda t: "still open after 30 s" if t is None else f"closed after {t:.1f} s"
         report(6, engine, f"silent connection {fmt(results['silent'])}; "
                f"one header line every 4 s {fmt(results['slow'])}")
-    finally:
-        server.stop()
 
 
 def descriptor_exhaustion(args, dbs, engine):
@@ -342,8 +330,7 @@ def search(args, dbs, engine):
     if not template:
         report(7, engine, "skipped: no seeded catalogue given")
         return
-    server = Server(args.bin, dbs.fresh(engine, template))
-    try:
+    with Server(args.bin, dbs.fresh(engine, template)) as server:
         many = urllib.parse.quote(" ".join(["a"] * 100))
 
         def timed(path):
@@ -380,17 +367,12 @@ def search(args, dbs, engine):
                f"'a-in-from-the' x4 {phrase[0]} {phrase[1]:.2f} s; three 'a'x100 at once: "
                f"{', '.join(f'{s} {t:.2f} s' for s, t in heavies)}; q=red meanwhile "
                f"{normal[0][0]} {normal[0][1]:.2f} s")
-    finally:
-        server.stop()
 
 
 def production_metrics(args, dbs, engine):
-    server = Server(args.bin, dbs.fresh(engine), env={"TIENDA_ENV": "production"})
-    try:
+    with Server(args.bin, dbs.fresh(engine), env={"TIENDA_ENV": "production"}) as server:
         status, _ = server.request("GET", "/metrics")
         report(9, engine, f"production, no TIENDA_METRICS_ADDR: GET /metrics on the public port -> {status}")
-    finally:
-        server.stop()
 
 
 SCENARIOS = {

@@ -357,12 +357,7 @@ both_backends! {
 
 #[tokio::test]
 async fn two_instances_share_the_login_throttle_through_redis() {
-    let Ok(redis_url) = std::env::var("TIENDA_TEST_REDIS_URL") else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** WARNING: TIENDA_TEST_REDIS_URL is not set: the Redis-shared throttle test is SKIPPED ***\n"
-        );
+    let Some(redis_url) = test_redis_url() else {
         return;
     };
     let settings = [

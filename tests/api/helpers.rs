@@ -18,11 +18,14 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs each test body once per backend: `name::sqlite` and `name::postgres`.
+/// Runs each test body once per backend: `name::sqlite` and `name::postgres`. Configuration
+/// variables for both apps go after `with`: `async fn name(app) with &[("K", "v")] => { ... }`.
 macro_rules! both_backends {
+    (@settings) => { &[] };
+    (@settings $settings:expr) => { $settings };
     ($(
         $(#[$meta:meta])*
-        async fn $name:ident($app:ident) $body:block
+        async fn $name:ident($app:ident) $(with $settings:expr =>)? $body:block
     )*) => {$(
         $(#[$meta])*
         mod $name {
@@ -31,19 +34,40 @@ macro_rules! both_backends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let $app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await.unwrap();
+                let settings: &[(&str, &str)] = both_backends!(@settings $($settings)?);
+                let $app = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Sqlite, settings)
+                    .await
+                    .unwrap();
                 $body
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some($app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await else {
+                let settings: &[(&str, &str)] = both_backends!(@settings $($settings)?);
+                let Some($app) = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Postgres, settings).await else {
                     return;
                 };
                 $body
             }
         }
     )*};
+}
+
+/// `TIENDA_TEST_REDIS_URL`, for the tests that need a shared Redis. Without it they are skipped
+/// with a warning past the output capture, except in CI (`CI` set), where that is a failure.
+pub fn test_redis_url() -> Option<String> {
+    if let Ok(url) = std::env::var("TIENDA_TEST_REDIS_URL") {
+        return Some(url);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "TIENDA_TEST_REDIS_URL must be set in CI: the Redis-shared throttle would go untested"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** WARNING: TIENDA_TEST_REDIS_URL is not set: a test of the Redis-shared throttle is SKIPPED ***\n"
+    );
+    None
 }
 
 /// Says once per run, past the test harness's output capture, that PostgreSQL is skipped.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::{on_both_backends, post, retry_after};
+use super::{post, retry_after};
 use crate::helpers::*;
 
 const LOGIN: &str = "/api/v1/auth/login";
@@ -77,8 +77,8 @@ fn assert_at_most_five_evaluated(statuses: &[StatusCode]) {
     );
 }
 
-on_both_backends! {
-    async fn forty_concurrent_guesses_at_one_email_check_at_most_five(app) with &[] => {
+both_backends! {
+    async fn forty_concurrent_guesses_at_one_email_check_at_most_five(app) {
         let response = post(&app, "/api/v1/auth/register", &json!({"email": "victim@example.com", "password": "the-right-one"})).await;
         assert_eq!(response.status(), StatusCode::CREATED);
         let statuses = forty_guesses(&[&app], "victim@example.com", "the-right-one").await;
@@ -130,16 +130,7 @@ on_both_backends! {
 /// both still check at most five.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_concurrent_guesses_through_two_instances_sharing_redis_check_at_most_five() {
-    let Ok(redis_url) = std::env::var("TIENDA_TEST_REDIS_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TIENDA_TEST_REDIS_URL must be set in CI: the Redis throttle would go untested"
-        );
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** WARNING: TIENDA_TEST_REDIS_URL is not set: the concurrent Redis throttle test is SKIPPED ***\n"
-        );
+    let Some(redis_url) = test_redis_url() else {
         return;
     };
     // Both instances see the test as 127.0.0.1, whose per-client count in the shared Redis

@@ -7,11 +7,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use super::{on_both_backends, retry_after};
+use super::retry_after;
 use crate::helpers::*;
 
-on_both_backends! {
-    async fn search_words_are_capped_and_repeated_words_cost_nothing_more(app) with &[] => {
+both_backends! {
+    async fn search_words_are_capped_and_repeated_words_cost_nothing_more(app) {
         app.seed((0..20).map(product_body).collect()).await;
         let nine = "one two three four five six seven eight nine";
         let response = app.get(&format!("/api/v1/products?q={}", urlencode(nine))).await;

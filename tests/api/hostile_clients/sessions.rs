@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{on_both_backends, post};
+use super::post;
 use crate::helpers::*;
 
 async fn refresh(app: &TestApp, token: &Value) -> reqwest::Response {
@@ -26,8 +26,8 @@ async fn age_sessions(app: &TestApp, days: i64, hours: i64) {
     }
 }
 
-on_both_backends! {
-    async fn logout_with_a_spent_token_ends_the_thiefs_session(app) with &[] => {
+both_backends! {
+    async fn logout_with_a_spent_token_ends_the_thiefs_session(app) {
         let victim = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         let rt1 = victim["refresh_token"].clone();
         // The thief replays a copy of rt1 first.
@@ -44,7 +44,7 @@ on_both_backends! {
         assert_eq!(refresh(&app, &other["refresh_token"]).await.status(), StatusCode::OK);
     }
 
-    async fn logout_revokes_every_token_of_the_login(app) with &[] => {
+    async fn logout_revokes_every_token_of_the_login(app) {
         let first = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         let response = refresh(&app, &first["refresh_token"]).await;
         let second: Value = response.json().await.unwrap();
@@ -59,7 +59,7 @@ on_both_backends! {
         assert_problem(response, StatusCode::UNAUTHORIZED, "/problems/invalid-token").await;
     }
 
-    async fn a_session_lives_at_most_its_maximum_age_however_often_it_is_refreshed(app) with &[] => {
+    async fn a_session_lives_at_most_its_maximum_age_however_often_it_is_refreshed(app) {
         // Logged in 91 days ago and refreshed every day since: over.
         let old = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         age_sessions(&app, 91, 0).await;
