@@ -231,3 +231,36 @@ fn more_idle_sockets_than_descriptors_neither_flood_the_log_nor_stop_the_server(
     assert!(accept_errors <= 2, "{accept_errors} accept errors logged");
     assert!(text.contains("more than the open-files limit allows"), "{text}");
 }
+
+/// At SIGTERM an idle keep-alive connection is closed at once: it does not hold the process for
+/// the whole grace period (30 s by default).
+#[test]
+fn sigterm_closes_idle_keep_alive_connections_without_waiting_for_the_grace_period() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = crate::process::serve(dir.path(), &[]);
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buffer = [0u8; 512];
+    let n = idle.read(&mut buffer).unwrap();
+    assert!(buffer[..n].starts_with(b"HTTP/1.1 200"));
+    let started = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    idle.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    assert!(matches!(idle.read(&mut buffer), Ok(0) | Err(_)));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
