@@ -1,6 +1,7 @@
 //! The one place that knows axum: the router, its layers, extractors and error rendering.
 
 mod auth;
+mod connection;
 pub(crate) mod dto;
 mod envelope;
 pub mod error;
