@@ -14,6 +14,15 @@ Configuration comes from the environment (see README.md for all of it):
   TIENDA_DB_MAX_CONNECTIONS    database pool size (default 10)
   TIENDA_BODY_LIMIT_BYTES      largest request body (default 1048576)
   TIENDA_SHUTDOWN_GRACE_SECS   how long in-flight requests may finish after SIGTERM (default 30)
+  TIENDA_MAX_CONNECTIONS       connections open at once; more wait in the backlog (default 4096)
+  TIENDA_HEADER_TIMEOUT_SECS   a request head must arrive within this (default 10)
+  TIENDA_IDLE_TIMEOUT_SECS     an idle keep-alive connection is closed after this (default 60)
+  TIENDA_HASH_CONCURRENCY      password hashes at once; 503 after 2 s of waiting (default: cores)
+  TIENDA_SEARCH_CONCURRENCY    relevance searches at once; 503 after 1 s of waiting (default: 2 x cores)
+  TIENDA_REGISTER_LIMIT_PER_HOUR  registrations per client address per hour (default 100)
+  TIENDA_SESSION_MAX_DAYS      a login's refresh tokens live at most this long (default 90)
+  TIENDA_METRICS_ADDR          serve /metrics on this separate address
+  TIENDA_METRICS_PUBLIC        true: /metrics on the API port even in production (default false)
   RUST_LOG, TIENDA_LOG_FORMAT  log filter (default info); json or pretty (default: pretty on a terminal)";
 
 /// tienda: a product catalogue and inventory API.

@@ -40,6 +40,8 @@ pub struct Config {
 pub struct ObservabilitySettings {
     /// `TIENDA_METRICS_ADDR`: serve `/metrics` on this separate listener instead of the API's.
     pub metrics_addr: Option<SocketAddr>,
+    /// `TIENDA_METRICS_PUBLIC`: serve `/metrics` on the API's port too, even in production.
+    pub metrics_public: bool,
     /// Products with stock above zero and below this count as low on stock.
     pub low_stock_below: i64,
     /// How often the business gauges are recomputed.
@@ -59,6 +61,10 @@ pub struct AuthSettings {
     pub bootstrap_admin: Option<(Email, Password)>,
     pub trusted_proxies: TrustedProxies,
     pub throttle: ThrottleSettings,
+    /// `TIENDA_HASH_CONCURRENCY`: password hashes running at once.
+    pub hash_concurrency: usize,
+    /// `TIENDA_SESSION_MAX_DAYS`: how long a login's refresh tokens live at most, refreshed or not.
+    pub session_max_age: Duration,
 }
 
 /// Key material that never shows up in `Debug` output or logs.
@@ -163,6 +169,11 @@ impl Config {
             3_600_000,
         )?);
         let shutdown_grace = Duration::from_secs(number("TIENDA_SHUTDOWN_GRACE_SECS", 30, 0, 3600)?);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        let header_timeout = Duration::from_secs(number("TIENDA_HEADER_TIMEOUT_SECS", 10, 1, 3600)?);
+        let idle_timeout = Duration::from_secs(number("TIENDA_IDLE_TIMEOUT_SECS", 60, 1, 3600)?);
+        let max_open_connections = number("TIENDA_MAX_CONNECTIONS", 4096, 1, 1_000_000)? as usize;
+        let search_concurrency = number("TIENDA_SEARCH_CONCURRENCY", 2 * cores, 1, 100_000)? as usize;
 
         let log_format = match get("TIENDA_LOG_FORMAT").as_deref() {
             None => LogFormat::detect(),
@@ -261,7 +272,10 @@ impl Config {
                 window: Duration::from_secs(number("TIENDA_LOGIN_WINDOW_SECS", 15 * 60, 1, 86_400)?),
                 max_failures_per_email: number("TIENDA_LOGIN_MAX_FAILURES_PER_EMAIL", 5, 1, 1_000_000)?,
                 max_failures_per_client: number("TIENDA_LOGIN_MAX_FAILURES_PER_CLIENT", 20, 1, 1_000_000)?,
+                registrations_per_hour: number("TIENDA_REGISTER_LIMIT_PER_HOUR", 100, 1, 1_000_000)?,
             },
+            hash_concurrency: number("TIENDA_HASH_CONCURRENCY", cores, 1, 1024)? as usize,
+            session_max_age: Duration::from_secs(86_400 * number("TIENDA_SESSION_MAX_DAYS", 90, 1, 3650)?),
         };
         let redis_url = match get("REDIS_URL") {
             None => None,
@@ -282,6 +296,7 @@ impl Config {
         };
         let observability = ObservabilitySettings {
             metrics_addr,
+            metrics_public: flag("TIENDA_METRICS_PUBLIC")?,
             low_stock_below: number("TIENDA_LOW_STOCK_THRESHOLD", 5, 1, 2_147_483_647)? as i64,
             business_metrics_every: Duration::from_secs(number(
                 "TIENDA_BUSINESS_METRICS_SECS",
@@ -309,6 +324,10 @@ impl Config {
             http: HttpLimits {
                 body_limit,
                 request_timeout,
+                header_timeout,
+                idle_timeout,
+                max_connections: max_open_connections,
+                search_concurrency,
             },
             shutdown_grace,
             log_format,
@@ -336,6 +355,15 @@ mod tests {
         assert!(matches!(config.database, ConnectOptions::Sqlite(_)));
         assert_eq!(config.http.body_limit, 1024 * 1024);
         assert_eq!(config.environment, Environment::Development);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(config.auth.hash_concurrency, cores);
+        assert_eq!(config.http.search_concurrency, 2 * cores);
+        assert_eq!(config.http.max_connections, 4096);
+        assert_eq!(config.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.auth.session_max_age, Duration::from_secs(90 * 86_400));
+        assert_eq!(config.auth.throttle.registrations_per_hour, 100);
+        assert!(!config.observability.metrics_public);
     }
 
     #[test]
@@ -396,6 +424,26 @@ mod tests {
             ),
             (vec![("REDIS_URL", "nonsense")], "REDIS_URL"),
             (vec![("TIENDA_METRICS_ADDR", "9100")], "TIENDA_METRICS_ADDR"),
+            (vec![("TIENDA_METRICS_PUBLIC", "maybe")], "TIENDA_METRICS_PUBLIC"),
+            (vec![("TIENDA_HASH_CONCURRENCY", "0")], "TIENDA_HASH_CONCURRENCY"),
+            (
+                vec![("TIENDA_SEARCH_CONCURRENCY", "x")],
+                "TIENDA_SEARCH_CONCURRENCY",
+            ),
+            (vec![("TIENDA_MAX_CONNECTIONS", "0")], "TIENDA_MAX_CONNECTIONS"),
+            (
+                vec![("TIENDA_HEADER_TIMEOUT_SECS", "0")],
+                "TIENDA_HEADER_TIMEOUT_SECS",
+            ),
+            (
+                vec![("TIENDA_IDLE_TIMEOUT_SECS", "-5")],
+                "TIENDA_IDLE_TIMEOUT_SECS",
+            ),
+            (vec![("TIENDA_SESSION_MAX_DAYS", "0")], "TIENDA_SESSION_MAX_DAYS"),
+            (
+                vec![("TIENDA_REGISTER_LIMIT_PER_HOUR", "lots")],
+                "TIENDA_REGISTER_LIMIT_PER_HOUR",
+            ),
             (
                 vec![("TIENDA_ENV", "production"), ("TIENDA_JWT_SECRET", "short")],
                 "TIENDA_JWT_SECRET",

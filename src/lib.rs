@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod jobs;
+pub mod limits;
 pub mod observability;
 pub mod services;
 pub mod startup;

@@ -14,6 +14,8 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::AccessTokens;
 use crate::config::Config;
 use crate::domain::cursor::CursorCodec;
+use crate::http::server::{ConnectionLimits, serve};
+use crate::limits::Gate;
 use crate::services::auth::AuthService;
 use crate::state::{AppState, Shared};
 use crate::store::{Store, StoreError};
@@ -38,6 +40,9 @@ pub enum StartupError {
         source: std::io::Error,
     },
 }
+
+/// How long a relevance search waits for a slot before a 503.
+const SEARCH_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A migrated database and a bound listener, ready to serve.
 pub struct Application {
@@ -78,7 +83,7 @@ pub async fn auth_service(
     store: &Store,
     redis: Option<&ConnectionManager>,
 ) -> Result<AuthService, StartupError> {
-    let passwords = Passwords::new()
+    let passwords = Passwords::new(config.auth.hash_concurrency)
         .await
         .map_err(|e| StartupError::Auth(e.to_string()))?;
     let tokens = AccessTokens::new(config.secret.expose(), config.auth.access_token_ttl)
@@ -94,6 +99,7 @@ pub async fn auth_service(
         tokens,
         throttle,
         config.auth.refresh_token_ttl,
+        config.auth.session_max_age,
     ))
 }
 
@@ -125,6 +131,15 @@ impl Application {
                     .map_err(|source| StartupError::Bind { addr, source })?,
             ),
         };
+        if config.environment == crate::config::Environment::Production
+            && metrics_listener.is_none()
+            && !crate::http::metrics_on_api_port(&config)
+        {
+            tracing::warn!(
+                "/metrics is not served: in production it needs TIENDA_METRICS_ADDR (a private listener) \
+                 or TIENDA_METRICS_PUBLIC=true"
+            );
+        }
         crate::observability::install();
         crate::observability::zero_counters();
         Ok(Application {
@@ -132,6 +147,7 @@ impl Application {
             metrics_listener,
             state: AppState::new(Shared {
                 cursors: CursorCodec::from_secret(config.secret.expose()),
+                searches: Gate::new(config.http.search_concurrency, SEARCH_WAIT),
                 auth,
                 redis,
                 store,
@@ -167,56 +183,27 @@ impl Application {
             state.config.observability.low_stock_below,
             state.config.observability.business_metrics_every,
         ));
+        // Beside connections: the pool, the log, the listeners, Redis, a few files.
+        let reserved = u64::from(state.config.pool.max_connections) + 64;
+        let limits = ConnectionLimits::from(&state.config.http).within_descriptor_limit(reserved);
         if let Some(metrics_listener) = metrics_listener {
-            background.push(tokio::spawn(async move {
-                if let Err(error) = axum::serve(metrics_listener, crate::http::metrics_router()).await {
-                    tracing::error!(%error, "metrics listener failed");
-                }
-            }));
+            // Aborted with the other background tasks at shutdown, its connections with it.
+            let metrics = crate::http::metrics_router();
+            background.push(tokio::spawn(serve(
+                metrics_listener,
+                metrics,
+                limits,
+                std::future::pending(),
+                grace,
+            )));
         }
         let app = crate::http::app(state);
-
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(
-            listener,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(
-                app,
-            ),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        });
-        let mut server = tokio::spawn(async move { server.await });
-
-        tokio::select! {
-            result = &mut server => {
-                background.iter().for_each(JoinHandle::abort);
-                return flatten(result);
-            }
-            () = shutdown => {}
-        }
-        tracing::info!(
-            grace_secs = grace.as_secs(),
-            "shutting down: no new connections, draining in-flight requests"
-        );
-        let _ = stop_tx.send(());
-        let outcome = match tokio::time::timeout(grace, &mut server).await {
-            Ok(result) => flatten(result),
-            Err(_) => {
-                tracing::warn!("grace period over: abandoning requests still in flight");
-                server.abort();
-                Ok(())
-            }
-        };
+        serve(listener, app, limits, shutdown, grace).await;
         background.iter().for_each(JoinHandle::abort);
         store.close().await;
         tracing::info!("stopped");
-        outcome
+        Ok(())
     }
-}
-
-fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
-    result.map_err(std::io::Error::other)?
 }
 
 /// Resolves on SIGTERM (what orchestrators send) or SIGINT (Ctrl-C). The handlers are

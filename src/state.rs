@@ -6,6 +6,7 @@ use redis::aio::ConnectionManager;
 
 use crate::config::Config;
 use crate::domain::cursor::CursorCodec;
+use crate::limits::Gate;
 use crate::services::auth::AuthService;
 use crate::store::Store;
 
@@ -32,6 +33,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// Signs listing cursors with a key derived from the server secret.
     pub cursors: CursorCodec,
+    /// Bounds the relevance searches running at once (`TIENDA_SEARCH_CONCURRENCY`).
+    pub searches: Gate,
     pub auth: AuthService,
     /// The shared Redis, when `REDIS_URL` is set.
     pub redis: Option<ConnectionManager>,

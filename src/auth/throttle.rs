@@ -1,182 +1,308 @@
-//! Login throttling: after too many failures for one email or from one client address within a
-//! window, logins are refused (429) until the window passes. Counted in process, or in Redis so
-//! that every instance behind a load balancer shares the count.
+//! Login and registration throttling. A login attempt is counted (reserved) against its email
+//! and its client address *before* the password is checked, atomically with the check of the
+//! limits, and the reservation is released only when the login succeeds. So concurrent guesses
+//! obey the same limits as sequential ones: of 40 simultaneous logins for one email, at most 5
+//! are evaluated. A refused attempt is not counted, so hammering a locked email neither costs a
+//! password hash nor pushes the end of its window further away: the window is fixed, from the
+//! first counted attempt.
+//!
+//! Counted in process in a fixed-size table (see [`counters`](super::counters)), or in Redis by
+//! one Lua script per attempt so that every instance shares the count. When Redis does not
+//! answer, the in-process table takes over (per-instance limits still hold; nobody is locked out
+//! by the outage).
 
-use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::ConnectionManager;
+use sha2::{Digest, Sha256};
+
+use super::counters::{Attempt, Counted, Table, reserve};
+use crate::domain::user::Email;
 
 #[derive(Debug, Clone)]
 pub struct ThrottleSettings {
     pub window: Duration,
     pub max_failures_per_email: u64,
     pub max_failures_per_client: u64,
+    /// Registrations per client address per hour.
+    pub registrations_per_hour: u64,
+}
+
+const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
+
+/// The in-process tables, behind one lock so an attempt counts against all its keys or none.
+struct Tables {
+    email: Table,
+    client: Table,
+    registration: Table,
 }
 
 #[derive(Clone)]
-pub enum LoginThrottle {
-    Memory {
-        settings: ThrottleSettings,
-        windows: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
-    },
-    Redis {
-        settings: ThrottleSettings,
-        redis: ConnectionManager,
-    },
+pub struct LoginThrottle {
+    settings: ThrottleSettings,
+    local: Arc<Mutex<Tables>>,
+    redis: Option<ConnectionManager>,
+    /// When a Redis failure was last logged (seconds since the epoch), so an outage under load
+    /// writes one line every few seconds instead of one per request.
+    last_warning: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for LoginThrottle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoginThrottle::Memory { .. } => f.write_str("LoginThrottle::Memory"),
-            LoginThrottle::Redis { .. } => f.write_str("LoginThrottle::Redis"),
-        }
+        f.write_str(match self.redis {
+            Some(_) => "LoginThrottle::Redis",
+            None => "LoginThrottle::Memory",
+        })
     }
 }
 
-/// Entries beyond which expired windows are swept from the in-process map.
-const SWEEP_ABOVE: usize = 10_000;
-
-fn keys(email: &str, client: &str) -> [(String, bool); 2] {
-    [
-        (format!("tienda:login:email:{email}"), true),
-        (format!("tienda:login:client:{client}"), false),
-    ]
+/// A counted login attempt. Dropping it keeps it counted (a failure); pass it to
+/// [`LoginThrottle::release`] when the login succeeded or was never evaluated.
+#[must_use]
+#[derive(Debug)]
+pub enum Reservation {
+    Local { email: Option<Counted>, client: Counted },
+    Redis(Vec<String>),
 }
+
+/// Keys never hold an email or an address as such: a SHA-256 prefix of it, so every key has the
+/// same small size whatever was sent, and Redis holds no addresses.
+fn hashed(kind: &str, value: &[u8]) -> String {
+    let digest = Sha256::new()
+        .chain_update(kind.as_bytes())
+        .chain_update([0])
+        .chain_update(value)
+        .finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("tienda:{kind}:{hex}")
+}
+
+/// The part of a client address that identifies a client: an IPv4 address, or the /64 of an
+/// IPv6 address (one host usually holds a whole /64, so counting single IPv6 addresses would let
+/// it rotate through billions of them).
+fn client_bytes(client: IpAddr) -> Vec<u8> {
+    match client {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.octets().to_vec(),
+            None => v6.octets()[..8].to_vec(),
+        },
+    }
+}
+
+/// Counts one attempt against every key (`KEYS`) if each is below its limit (`ARGV[i]`), else
+/// counts nothing and returns the milliseconds until all are below it. `ARGV[#KEYS + 1]` is the
+/// window: it starts at a key's first counted attempt and is never extended.
+const RESERVE_LUA: &str = r"
+local window = tonumber(ARGV[#KEYS + 1])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local count = tonumber(redis.call('GET', key) or '0')
+  if count >= tonumber(ARGV[i]) then
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then
+      redis.call('PEXPIRE', key, window)
+      ttl = window
+    end
+    wait = math.max(wait, ttl, 1)
+  end
+end
+if wait > 0 then
+  return wait
+end
+for _, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 or redis.call('PTTL', key) < 0 then
+    redis.call('PEXPIRE', key, window)
+  end
+end
+return 0
+";
+
+/// Undoes one counted attempt per key, never below zero.
+const RELEASE_LUA: &str = r"
+for _, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then
+    redis.call('DECR', key)
+  end
+end
+return 0
+";
 
 impl LoginThrottle {
     pub fn in_memory(settings: ThrottleSettings) -> Self {
-        LoginThrottle::Memory {
+        let local = Tables {
+            email: Table::new(settings.window),
+            client: Table::new(settings.window),
+            registration: Table::new(REGISTRATION_WINDOW),
+        };
+        LoginThrottle {
             settings,
-            windows: Arc::default(),
+            local: Arc::new(Mutex::new(local)),
+            redis: None,
+            last_warning: Arc::default(),
         }
     }
 
     pub fn redis(settings: ThrottleSettings, redis: ConnectionManager) -> Self {
-        LoginThrottle::Redis { settings, redis }
-    }
-
-    fn settings(&self) -> &ThrottleSettings {
-        match self {
-            LoginThrottle::Memory { settings, .. } | LoginThrottle::Redis { settings, .. } => settings,
+        LoginThrottle {
+            redis: Some(redis),
+            ..Self::in_memory(settings)
         }
     }
 
-    fn limit(&self, is_email: bool) -> u64 {
-        let s = self.settings();
-        if is_email {
-            s.max_failures_per_email
-        } else {
-            s.max_failures_per_client
-        }
-    }
-
-    /// `Some(wait)` when a login for `email` from `client` must be refused for `wait`.
-    pub async fn blocked_for(&self, email: &str, client: &str) -> Option<Duration> {
-        let mut longest: Option<Duration> = None;
-        for (key, is_email) in keys(email, client) {
-            let (count, remaining) = self.read(&key).await;
-            if count >= self.limit(is_email) {
-                longest = longest.max(Some(remaining.max(Duration::from_secs(1))));
+    /// Counts a login attempt for `email` (none when it is malformed: then only the client
+    /// counts) from `client`, or says how long to wait when either is at its limit.
+    pub async fn reserve_login(
+        &self,
+        email: Option<&Email>,
+        client: IpAddr,
+    ) -> Result<Reservation, Duration> {
+        let email = email.map(|e| e.normalized());
+        let client = client_bytes(client);
+        if let Some(redis) = &self.redis {
+            let mut keys = Vec::with_capacity(2);
+            let mut limits = Vec::with_capacity(2);
+            if let Some(email) = &email {
+                keys.push(hashed("login:email", email.as_bytes()));
+                limits.push(self.settings.max_failures_per_email);
+            }
+            keys.push(hashed("login:client", &client));
+            limits.push(self.settings.max_failures_per_client);
+            match self
+                .redis_reserve(redis, &keys, &limits, self.settings.window)
+                .await
+            {
+                Ok(None) => return Ok(Reservation::Redis(keys)),
+                Ok(Some(wait)) => return Err(wait),
+                Err(error) => self.warn(&error),
             }
         }
-        longest
-    }
-
-    /// Counts a failed login against both the email and the client.
-    pub async fn record_failure(&self, email: &str, client: &str) {
-        for (key, _) in keys(email, client) {
-            self.increment(&key).await;
+        let mut tables = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        let Tables {
+            email: emails,
+            client: clients,
+            ..
+        } = &mut *tables;
+        let client_attempt = Attempt {
+            table: clients,
+            key: &client,
+            limit: self.settings.max_failures_per_client,
+        };
+        match &email {
+            Some(email) => {
+                let counted = reserve(&mut [
+                    Attempt {
+                        table: emails,
+                        key: email.as_bytes(),
+                        limit: self.settings.max_failures_per_email,
+                    },
+                    client_attempt,
+                ])?;
+                Ok(Reservation::Local {
+                    email: Some(counted[0]),
+                    client: counted[1],
+                })
+            }
+            None => {
+                let counted = reserve(&mut [client_attempt])?;
+                Ok(Reservation::Local {
+                    email: None,
+                    client: counted[0],
+                })
+            }
         }
     }
 
-    /// A successful login clears the email's failures (not the client's).
-    pub async fn clear_email(&self, email: &str) {
-        let key = format!("tienda:login:email:{email}");
-        match self {
-            LoginThrottle::Memory { windows, .. } => {
-                if let Ok(mut map) = windows.lock() {
-                    map.remove(&key);
+    /// Uncounts an attempt: the login succeeded, or it was never evaluated (a dependency was
+    /// down, hashing was overloaded).
+    pub async fn release(&self, reservation: Reservation) {
+        match reservation {
+            Reservation::Local { email, client } => {
+                let mut tables = self.local.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(email) = email {
+                    tables.email.release(email);
                 }
+                tables.client.release(client);
             }
-            LoginThrottle::Redis { redis, .. } => {
-                let mut redis = redis.clone();
-                if let Err(error) = redis::cmd("DEL").arg(&key).query_async::<()>(&mut redis).await {
-                    tracing::warn!(%error, "login throttle: Redis unavailable");
-                }
-            }
-        }
-    }
-
-    /// The failure count in the key's current window and the time left in it.
-    async fn read(&self, key: &str) -> (u64, Duration) {
-        match self {
-            LoginThrottle::Memory { windows, .. } => {
-                let now = Instant::now();
-                let Ok(map) = windows.lock() else {
-                    return (0, Duration::ZERO);
-                };
-                match map.get(key) {
-                    Some((count, ends)) if *ends > now => (*count, *ends - now),
-                    _ => (0, Duration::ZERO),
-                }
-            }
-            LoginThrottle::Redis { redis, .. } => {
-                let mut redis = redis.clone();
-                let result: redis::RedisResult<(Option<u64>, i64)> = redis::pipe()
-                    .get(key)
-                    .cmd("PTTL")
-                    .arg(key)
-                    .query_async(&mut redis)
-                    .await;
-                match result {
-                    Ok((count, pttl)) => (count.unwrap_or(0), Duration::from_millis(pttl.max(0) as u64)),
-                    Err(error) => {
-                        // Fail open: an outage of the cache must not lock every user out. The
-                        // readiness probe reports Redis down meanwhile.
-                        tracing::warn!(%error, "login throttle: Redis unavailable");
-                        (0, Duration::ZERO)
+            Reservation::Redis(keys) => {
+                if let Some(redis) = &self.redis {
+                    let mut redis = redis.clone();
+                    let script = redis::Script::new(RELEASE_LUA);
+                    let mut invocation = script.prepare_invoke();
+                    for key in &keys {
+                        invocation.key(key);
+                    }
+                    if let Err(error) = invocation.invoke_async::<i64>(&mut redis).await {
+                        self.warn(&error);
                     }
                 }
             }
         }
     }
 
-    async fn increment(&self, key: &str) {
-        let window = self.settings().window;
-        match self {
-            LoginThrottle::Memory { windows, .. } => {
-                let now = Instant::now();
-                let Ok(mut map) = windows.lock() else { return };
-                if map.len() > SWEEP_ABOVE {
-                    map.retain(|_, (_, ends)| *ends > now);
-                }
-                let entry = map.entry(key.to_owned()).or_insert((0, now + window));
-                if entry.1 <= now {
-                    *entry = (0, now + window);
-                }
-                entry.0 += 1;
+    /// Counts a registration from `client`, or says how long to wait when it has registered
+    /// `registrations_per_hour` times this hour. Every registration that reaches hashing counts.
+    pub async fn reserve_registration(&self, client: IpAddr) -> Result<(), Duration> {
+        let client = client_bytes(client);
+        let limit = self.settings.registrations_per_hour;
+        if let Some(redis) = &self.redis {
+            let keys = [hashed("register:client", &client)];
+            match self
+                .redis_reserve(redis, &keys, &[limit], REGISTRATION_WINDOW)
+                .await
+            {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => return Err(wait),
+                Err(error) => self.warn(&error),
             }
-            LoginThrottle::Redis { redis, .. } => {
-                let mut redis = redis.clone();
-                // The window starts at the first failure: EXPIRE NX sets it only once.
-                let result: redis::RedisResult<()> = redis::pipe()
-                    .atomic()
-                    .incr(key, 1)
-                    .ignore()
-                    .cmd("PEXPIRE")
-                    .arg(key)
-                    .arg(window.as_millis() as u64)
-                    .arg("NX")
-                    .ignore()
-                    .query_async(&mut redis)
-                    .await;
-                if let Err(error) = result {
-                    tracing::warn!(%error, "login throttle: Redis unavailable");
-                }
-            }
+        }
+        let mut tables = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        reserve(&mut [Attempt {
+            table: &mut tables.registration,
+            key: &client,
+            limit,
+        }])
+        .map(|_| ())
+    }
+
+    /// `Ok(None)` when counted, `Ok(Some(wait))` when refused.
+    async fn redis_reserve(
+        &self,
+        redis: &ConnectionManager,
+        keys: &[String],
+        limits: &[u64],
+        window: Duration,
+    ) -> redis::RedisResult<Option<Duration>> {
+        let mut redis = redis.clone();
+        let script = redis::Script::new(RESERVE_LUA);
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        for limit in limits {
+            invocation.arg(*limit);
+        }
+        invocation.arg(window.as_millis().max(1) as u64);
+        let wait: i64 = invocation.invoke_async(&mut redis).await?;
+        Ok((wait > 0).then(|| Duration::from_millis(wait as u64)))
+    }
+
+    fn warn(&self, error: &redis::RedisError) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let last = self.last_warning.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .last_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(%error, "login throttle: Redis unavailable, counting in this process meanwhile");
         }
     }
 }
@@ -185,20 +311,64 @@ impl LoginThrottle {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn the_sixth_attempt_for_an_email_is_blocked_until_the_window_ends() {
-        let throttle = LoginThrottle::in_memory(ThrottleSettings {
-            window: Duration::from_millis(300),
+    fn settings(window: Duration) -> ThrottleSettings {
+        ThrottleSettings {
+            window,
             max_failures_per_email: 5,
             max_failures_per_client: 20,
-        });
-        for _ in 0..5 {
-            assert_eq!(throttle.blocked_for("a@x.io", "1.1.1.1").await, None);
-            throttle.record_failure("a@x.io", "1.1.1.1").await;
+            registrations_per_hour: 2,
         }
-        assert!(throttle.blocked_for("a@x.io", "2.2.2.2").await.is_some());
-        assert_eq!(throttle.blocked_for("b@x.io", "1.1.1.1").await, None);
+    }
+
+    #[tokio::test]
+    async fn the_sixth_attempt_for_an_email_is_refused_until_the_window_ends() {
+        let throttle = LoginThrottle::in_memory(settings(Duration::from_millis(300)));
+        let a = Email::parse("A@x.io").unwrap();
+        let b = Email::parse("b@x.io").unwrap();
+        let (one, two): (IpAddr, IpAddr) = ("1.1.1.1".parse().unwrap(), "2.2.2.2".parse().unwrap());
+        for _ in 0..5 {
+            let _failure = throttle.reserve_login(Some(&a), one).await.unwrap();
+        }
+        let same = Email::parse("a@X.IO").unwrap();
+        assert!(
+            throttle.reserve_login(Some(&same), two).await.is_err(),
+            "case does not matter"
+        );
+        assert!(throttle.reserve_login(Some(&b), one).await.is_ok());
         tokio::time::sleep(Duration::from_millis(350)).await;
-        assert_eq!(throttle.blocked_for("a@x.io", "1.1.1.1").await, None);
+        assert!(throttle.reserve_login(Some(&a), one).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_released_login_does_not_count_and_malformed_emails_count_for_the_client() {
+        let throttle = LoginThrottle::in_memory(settings(Duration::from_secs(60)));
+        let a = Email::parse("a@x.io").unwrap();
+        let client: IpAddr = "1.1.1.1".parse().unwrap();
+        for _ in 0..50 {
+            let success = throttle.reserve_login(Some(&a), client).await.unwrap();
+            throttle.release(success).await;
+        }
+        for _ in 0..20 {
+            let _failure = throttle.reserve_login(None, client).await.unwrap();
+        }
+        assert!(throttle.reserve_login(Some(&a), client).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn ipv6_clients_count_per_64_and_registrations_per_hour() {
+        let throttle = LoginThrottle::in_memory(settings(Duration::from_secs(60)));
+        for n in 0..20 {
+            let ip: IpAddr = format!("2001:db8:1:2::{n:x}").parse().unwrap();
+            let _failure = throttle.reserve_login(None, ip).await.unwrap();
+        }
+        let same_64: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(throttle.reserve_login(None, same_64).await.is_err());
+        assert!(throttle.reserve_login(None, other_64).await.is_ok());
+        for _ in 0..2 {
+            throttle.reserve_registration(other_64).await.unwrap();
+        }
+        assert!(throttle.reserve_registration(other_64).await.is_err());
+        assert!(throttle.reserve_registration(same_64).await.is_ok());
     }
 }

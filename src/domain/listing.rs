@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::money::Price;
+use super::product::Invalid;
 
 /// The keys a listing can be sorted on. `Relevance` is the order of a full-text search when
 /// no sort is given; it cannot be asked for by name.
@@ -78,26 +79,54 @@ impl Sort {
     }
 }
 
-/// Full-text search text: 1..=200 characters, not only white space, no control characters.
-/// Its terms are the whitespace-separated words holding a letter or digit; a text without
-/// any (`"!!!"`) is valid and matches nothing.
+/// Full-text search text: 1..=200 characters as sent, not only white space, no control
+/// characters, and at most 8 distinct words. A word repeated (in any case) counts once and is
+/// searched once: the cost of a search grows with its words, and `a a a ... a` must cost what
+/// `a` does. The engines also split a word at punctuation (`a-a-a-...-a` is a phrase of as many
+/// terms), so the distinct words may hold at most 16 runs of letters or digits in all. Its terms
+/// are the words holding a letter or digit; a text without any (`"!!!"`) is valid and matches
+/// nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchQuery(String);
 
 impl SearchQuery {
     pub const MAX_CHARS: usize = 200;
+    pub const MAX_WORDS: usize = 8;
+    pub const MAX_RUNS: usize = 16;
 
-    pub fn parse(text: &str) -> Result<Self, &'static str> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        let invalid = |message| Invalid::new("invalid_search", message);
         if text.chars().count() > Self::MAX_CHARS {
-            return Err("at most 200 characters");
+            return Err(invalid("at most 200 characters"));
         }
         if text.chars().any(char::is_control) {
-            return Err("must not contain control characters");
+            return Err(invalid("must not contain control characters"));
         }
         if text.trim().is_empty() {
-            return Err("must not be empty or only white space");
+            return Err(invalid("must not be empty or only white space"));
         }
-        Ok(SearchQuery(text.split_whitespace().collect::<Vec<_>>().join(" ")))
+        let too_many = || {
+            Invalid::new(
+                "too_many_terms",
+                "at most 8 distinct words, holding at most 16 runs of letters or digits in all",
+            )
+        };
+        let mut words: Vec<&str> = Vec::new();
+        let mut folded: Vec<String> = Vec::new();
+        let mut runs = 0;
+        for word in text.split_whitespace() {
+            let key = word.to_lowercase();
+            if folded.contains(&key) {
+                continue;
+            }
+            runs += alphanumeric_runs(word);
+            if folded.len() == Self::MAX_WORDS || runs > Self::MAX_RUNS {
+                return Err(too_many());
+            }
+            folded.push(key);
+            words.push(word);
+        }
+        Ok(SearchQuery(words.join(" ")))
     }
 
     /// The normalised text (words joined by one space).
@@ -114,6 +143,20 @@ impl SearchQuery {
     pub fn matches_nothing(&self) -> bool {
         self.terms().next().is_none()
     }
+}
+
+/// How many maximal runs of letters or digits `word` holds (`ws-002`: 2).
+fn alphanumeric_runs(word: &str) -> usize {
+    let mut runs = 0;
+    let mut inside = false;
+    for c in word.chars() {
+        let alphanumeric = c.is_alphanumeric();
+        if alphanumeric && !inside {
+            runs += 1;
+        }
+        inside = alphanumeric;
+    }
+    runs
 }
 
 /// Which products a listing includes.
@@ -233,5 +276,38 @@ mod tests {
         assert!(SearchQuery::parse("!! --").unwrap().matches_nothing());
         assert!(SearchQuery::parse(&"a".repeat(201)).is_err());
         assert!(SearchQuery::parse("a\u{0}").is_err());
+    }
+
+    #[test]
+    fn repeated_words_count_and_search_once_and_nine_distinct_words_are_too_many() {
+        let repeated = vec!["a"; 100].join(" ");
+        assert_eq!(SearchQuery::parse(&repeated).unwrap().as_str(), "a");
+        assert_eq!(
+            SearchQuery::parse("Red red RED shirt red").unwrap().as_str(),
+            "Red shirt"
+        );
+        let eight = "one two three four five six seven eight";
+        assert_eq!(
+            SearchQuery::parse(&format!("{eight} one TWO")).unwrap().as_str(),
+            eight
+        );
+        let nine = SearchQuery::parse(&format!("{eight} nine")).unwrap_err();
+        assert_eq!(nine.code, "too_many_terms");
+        assert_eq!(
+            SearchQuery::parse(&"a".repeat(201)).unwrap_err().code,
+            "invalid_search"
+        );
+        // One word the engines split into a hundred terms.
+        let hyphens = vec!["a"; 100].join("-");
+        assert_eq!(SearchQuery::parse(&hyphens).unwrap_err().code, "too_many_terms");
+        assert!(SearchQuery::parse("TSHIRT-RED-M WS-002 v2.0 foo@bar.com").is_ok());
+        let sixteen = "a-b-c-d e-f-g-h i-j-k-l m-n-o-p";
+        assert!(SearchQuery::parse(sixteen).is_ok());
+        assert_eq!(
+            SearchQuery::parse(&format!("{sixteen} q")).unwrap_err().code,
+            "too_many_terms"
+        );
+        assert_eq!(alphanumeric_runs("--ws--002--"), 2);
+        assert_eq!(alphanumeric_runs("!!!"), 0);
     }
 }

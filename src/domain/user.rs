@@ -166,6 +166,31 @@ mod tests {
     }
 
     #[test]
+    fn lookalikes_that_databases_fold_control_characters_and_huge_emails_are_refused() {
+        for bad in [
+            "v\u{130}ctim@example.com",  // İ: PostgreSQL's lower() folds it to i
+            "\u{212a}elvin@example.com", // the Kelvin sign: lower() gives k
+            "vic\u{0}tim@example.com",
+            "victim@exa\u{0}mple.com",
+            "vic\ttim@example.com",
+            "victim\u{7f}@example.com",
+            "victim@example.com\n",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        let huge = format!("{}@example.com", "a".repeat(900_000));
+        assert!(Email::parse(&huge).is_err());
+        let longest = format!(
+            "{}@{}.com",
+            "a".repeat(64),
+            "b".repeat(63) + "." + &"c".repeat(121)
+        );
+        assert_eq!(longest.len(), 254);
+        assert!(Email::parse(&longest).is_ok());
+        assert!(Email::parse(&format!("{longest}m")).is_err());
+    }
+
+    #[test]
     fn new_passwords_are_8_to_128_characters() {
         assert!(Password::new_password("1234567".into()).is_err());
         assert!(Password::new_password("12345678".into()).is_ok());

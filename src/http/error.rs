@@ -5,7 +5,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::request_context;
+use crate::auth::password::HashError;
 use crate::domain::product::Invalid;
+use crate::limits::Overloaded;
 use crate::services::auth::AuthError;
 use crate::store::{Conflict, StoreError};
 
@@ -72,6 +74,10 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// Too much of an expensive kind of work (password hashing, relevance search) is running;
+    /// no slot freed within the wait.
+    #[error("overloaded")]
+    Overloaded,
     #[error("internal error: {0}")]
     Internal(#[source] anyhow::Error),
 }
@@ -92,6 +98,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<Overloaded> for ApiError {
+    fn from(_: Overloaded) -> Self {
+        ApiError::Overloaded
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         match error {
@@ -99,6 +111,7 @@ impl From<AuthError> for ApiError {
             AuthError::Throttled(wait) => ApiError::TooManyRequests(wait),
             AuthError::InvalidToken => ApiError::InvalidToken,
             AuthError::Store(error) => error.into(),
+            AuthError::Hash(HashError::Overloaded(_)) => ApiError::Overloaded,
             other => ApiError::Internal(other.into()),
         }
     }
@@ -259,7 +272,7 @@ impl ApiError {
                 "Too many requests",
             )
             .detail(format!(
-                "too many failed attempts; retry in {} s",
+                "too many attempts; retry in {} s",
                 retry_after_secs(*wait)
             )),
             ApiError::Conflict(Conflict::DuplicateSku) => Problem::new(
@@ -316,6 +329,12 @@ impl ApiError {
                 "/problems/unavailable",
                 "A dependency is unavailable; try again shortly",
             ),
+            ApiError::Overloaded => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "/problems/overloaded",
+                "The server is busy; try again shortly",
+            )
+            .detail("too many requests of this kind are running at once"),
             ApiError::Internal(_) => Problem::for_status(S::INTERNAL_SERVER_ERROR),
         }
     }
@@ -359,7 +378,9 @@ impl IntoResponse for ApiError {
             ApiError::TooManyRequests(wait) => {
                 set(headers, header::RETRY_AFTER, retry_after_secs(*wait).to_string());
             }
-            ApiError::Unavailable(_) => set(headers, header::RETRY_AFTER, "1".into()),
+            ApiError::Unavailable(_) | ApiError::Overloaded => {
+                set(headers, header::RETRY_AFTER, "1".into());
+            }
             _ => {}
         }
         response

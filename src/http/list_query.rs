@@ -82,7 +82,7 @@ pub fn parse(pairs: &[(String, String)], codec: &CursorCodec) -> Result<ListQuer
     });
     let q = raw.get("q").and_then(|text| {
         SearchQuery::parse(text)
-            .map_err(|message| errors.add("q", "invalid_search", message))
+            .map_err(|invalid| errors.0.push(FieldError::new("q", invalid)))
             .ok()
     });
     let min_price = raw

@@ -1,6 +1,7 @@
 //! The one place that knows axum: the router, its layers, extractors and error rendering.
 
 mod auth;
+mod connection;
 pub(crate) mod dto;
 mod envelope;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod openapi;
 mod pagination;
 pub mod request_context;
 pub(crate) mod routes;
+pub mod server;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -99,7 +101,7 @@ fn router(state: AppState) -> Router {
         )
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready));
-    if state.config.observability.metrics_addr.is_none() {
+    if metrics_on_api_port(&state.config) {
         operational = operational.route("/metrics", get(health::metrics));
     }
 
@@ -109,11 +111,30 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Whether the API's port answers `/metrics`. It holds business figures, so in production it is
+/// served only on `TIENDA_METRICS_ADDR` unless `TIENDA_METRICS_PUBLIC=true`; with neither, it is
+/// not served at all (start-up warns). In development it stays on the API's port unless a
+/// separate address is set.
+pub fn metrics_on_api_port(config: &crate::config::Config) -> bool {
+    let observability = &config.observability;
+    observability.metrics_public
+        || (observability.metrics_addr.is_none()
+            && config.environment != crate::config::Environment::Production)
+}
+
 /// Limits of the HTTP layer, from configuration.
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
     pub body_limit: usize,
     pub request_timeout: Duration,
+    /// A request head must arrive whole within this (`TIENDA_HEADER_TIMEOUT_SECS`).
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once (`TIENDA_MAX_CONNECTIONS`); more wait in the backlog.
+    pub max_connections: usize,
+    /// Relevance searches running at once (`TIENDA_SEARCH_CONCURRENCY`).
+    pub search_concurrency: usize,
 }
 
 /// The separate metrics listener's router (`TIENDA_METRICS_ADDR`).

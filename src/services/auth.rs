@@ -1,5 +1,6 @@
 //! Registration, login, token refresh and logout, and resolving a bearer token to a user.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -10,7 +11,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::{AccessTokens, TokenError, hash_refresh_token, new_refresh_token};
 use crate::domain::user::{Email, Password, Role, User};
 use crate::observability;
-use crate::store::refresh_tokens::Rotation;
+use crate::store::refresh_tokens::{Lifetime, Logout, Rotation};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +19,7 @@ pub enum AuthError {
     /// Wrong password, unknown email or disabled account: one answer for all three.
     #[error("invalid credentials")]
     InvalidCredentials,
-    #[error("too many failed logins")]
+    #[error("too many attempts")]
     Throttled(Duration),
     /// A missing, malformed, expired, revoked or replayed token.
     #[error("invalid token")]
@@ -45,23 +46,32 @@ pub struct AuthService {
     passwords: Passwords,
     tokens: AccessTokens,
     throttle: LoginThrottle,
-    refresh_ttl: chrono::Duration,
+    sessions: Lifetime,
 }
 
 impl AuthService {
+    /// `refresh_ttl` is one refresh token's lifetime; `session_max_age` bounds a whole family of
+    /// them from its login, however often it is refreshed.
     pub fn new(
         store: Store,
         passwords: Passwords,
         tokens: AccessTokens,
         throttle: LoginThrottle,
         refresh_ttl: Duration,
+        session_max_age: Duration,
     ) -> Self {
+        let days = |d: Duration, default: i64| {
+            chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(default))
+        };
         AuthService {
             store,
             passwords,
             tokens,
             throttle,
-            refresh_ttl: chrono::Duration::from_std(refresh_ttl).unwrap_or(chrono::Duration::days(30)),
+            sessions: Lifetime {
+                token: days(refresh_ttl, 30),
+                family: days(session_max_age, 90),
+            },
         }
     }
 
@@ -86,7 +96,7 @@ impl AuthService {
 
     /// Creates the first admin unless an account with that email exists (never overwritten).
     pub async fn ensure_admin(&self, email: &Email, password: Password) -> Result<bool, AuthError> {
-        if self.store.find_credentials(email.as_str()).await?.is_some() {
+        if self.store.find_credentials(email).await?.is_some() {
             return Ok(false);
         }
         match self.create_user(email, password, Role::Admin).await {
@@ -97,37 +107,74 @@ impl AuthService {
         }
     }
 
+    /// Registers a customer from `client`: counted per client address before the password is
+    /// hashed, so a flood of registrations is refused (429) before it costs anything.
+    pub async fn register(
+        &self,
+        email: &Email,
+        password: Password,
+        client: IpAddr,
+    ) -> Result<User, AuthError> {
+        self.throttle
+            .reserve_registration(client)
+            .await
+            .map_err(AuthError::Throttled)?;
+        self.create_user(email, password, Role::Customer).await
+    }
+
+    /// The email is parsed before anything else: a malformed one (non-ASCII such as `İ` or the
+    /// Kelvin sign, NUL, over 254 characters) is the same 401 as a wrong password without
+    /// touching the database or a per-email count, and counts as a failure for the client. A
+    /// well-formed one reserves an attempt for the email and the client before the password is
+    /// checked; only a success (or an attempt that could not be evaluated) gives it back.
     #[instrument(skip_all, fields(client = %client))]
     pub async fn login(
         &self,
         email: &str,
         password: Password,
-        client: &str,
+        client: IpAddr,
     ) -> Result<(User, TokenPair), AuthError> {
-        let email_key = email.trim().to_ascii_lowercase();
-        if let Some(wait) = self.throttle.blocked_for(&email_key, client).await {
-            observability::login("throttled");
-            return Err(AuthError::Throttled(wait));
+        let email = Email::parse(email.trim()).ok();
+        let reservation = match self.throttle.reserve_login(email.as_ref(), client).await {
+            Ok(reservation) => reservation,
+            Err(wait) => {
+                observability::login("throttled");
+                return Err(AuthError::Throttled(wait));
+            }
+        };
+        let Some(email) = email else {
+            observability::login("failure");
+            return Err(AuthError::InvalidCredentials);
+        };
+        match self.check_password(&email, password).await {
+            Ok(user) => {
+                self.throttle.release(reservation).await;
+                observability::login("success");
+                let pair = self.issue_pair(&user).await?;
+                Ok((user, pair))
+            }
+            Err(AuthError::InvalidCredentials) => {
+                observability::login("failure");
+                Err(AuthError::InvalidCredentials)
+            }
+            Err(other) => {
+                // Not evaluated (database down, hashing overloaded): not a failed guess.
+                self.throttle.release(reservation).await;
+                Err(other)
+            }
         }
-        let found = self.store.find_credentials(email.trim()).await?;
-        let (user, hash) = match found {
+    }
+
+    async fn check_password(&self, email: &Email, password: Password) -> Result<User, AuthError> {
+        let (user, hash) = match self.store.find_credentials(email).await? {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
         // Always one argon2 verification, so timing does not reveal whether the email exists.
-        let password_ok = self.passwords.verify(password, hash).await;
+        let password_ok = self.passwords.verify(password, hash).await?;
         match user {
-            Some(user) if password_ok && !user.disabled => {
-                self.throttle.clear_email(&email_key).await;
-                observability::login("success");
-                let pair = self.issue_pair(&user, None).await?;
-                Ok((user, pair))
-            }
-            _ => {
-                self.throttle.record_failure(&email_key, client).await;
-                observability::login("failure");
-                Err(AuthError::InvalidCredentials)
-            }
+            Some(user) if password_ok && !user.disabled => Ok(user),
+            _ => Err(AuthError::InvalidCredentials),
         }
     }
 
@@ -136,10 +183,9 @@ impl AuthService {
     #[instrument(skip_all)]
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
         let (new_token, new_hash) = new_refresh_token()?;
-        let expires = Utc::now() + self.refresh_ttl;
         match self
             .store
-            .rotate_refresh_token(&hash_refresh_token(refresh_token), &new_hash, expires)
+            .rotate_refresh_token(&hash_refresh_token(refresh_token), &new_hash, self.sessions)
             .await?
         {
             Rotation::Rotated { user_id } => {
@@ -159,11 +205,22 @@ impl AuthService {
         }
     }
 
+    /// Ends the login the token belongs to: its whole family is revoked, so a copy of any of
+    /// its tokens (a thief's rotated one included) stops working. A spent token presented here
+    /// is reuse, and revokes the family just the same.
+    #[instrument(skip_all)]
     pub async fn logout(&self, refresh_token: &str) -> Result<(), AuthError> {
-        Ok(self
+        match self
             .store
-            .revoke_refresh_token(&hash_refresh_token(refresh_token))
-            .await?)
+            .revoke_refresh_family(&hash_refresh_token(refresh_token))
+            .await?
+        {
+            Logout::SpentTokenReused => {
+                tracing::warn!("logout with a spent refresh token: reuse, its family is revoked");
+            }
+            Logout::Revoked | Logout::Unknown => {}
+        }
+        Ok(())
     }
 
     /// The enabled user a bearer token speaks for, with their current role.
@@ -176,13 +233,14 @@ impl AuthService {
         }
     }
 
-    async fn issue_pair(&self, user: &User, family: Option<String>) -> Result<TokenPair, AuthError> {
+    /// The first pair of a login: a new family starts now.
+    async fn issue_pair(&self, user: &User) -> Result<TokenPair, AuthError> {
         let now = Utc::now();
         let access_token = self.tokens.issue(user, now)?;
         let (refresh_token, hash) = new_refresh_token()?;
-        let family = family.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let family = uuid::Uuid::new_v4().simple().to_string();
         self.store
-            .insert_refresh_token(user.id, &family, &hash, now + self.refresh_ttl)
+            .insert_refresh_token(user.id, &family, &hash, self.sessions)
             .await?;
         Ok(TokenPair {
             access_token,

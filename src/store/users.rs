@@ -66,13 +66,17 @@ impl Store {
         })
     }
 
-    /// The user with this email (any case) and their password hash.
+    /// The user with this email (any case) and their password hash. Emails are ASCII, and the
+    /// comparison folds ASCII case only: the probe is lowered here, and the stored side by
+    /// `lower()`, which on ASCII text is the same on both engines whatever the locale (no `İ`
+    /// or Kelvin sign can reach the query to be folded into an ASCII letter).
     #[instrument(name = "db.find_credentials", skip_all, err(level = "debug"))]
-    pub async fn find_credentials(&self, email: &str) -> Result<Option<(User, String)>, StoreError> {
+    pub async fn find_credentials(&self, email: &Email) -> Result<Option<(User, String)>, StoreError> {
+        let email = email.normalized();
         on_db!(self, |reader, _writer, _dialect| {
             let row: Option<(i64, String)> =
-                sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
-                    .bind(email)
+                sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(email) = $1")
+                    .bind(&email)
                     .fetch_optional(reader)
                     .await?;
             match row {

@@ -21,10 +21,14 @@ pub enum Backend {
 /// Runs each test body once per backend: `name::sqlite` and `name::postgres`. The PostgreSQL
 /// variant is compiled as ignored when `TIENDA_TEST_DATABASE_URL` was unset at compile time
 /// (see build.rs), so a run without PostgreSQL reports it as ignored, never as passed.
+/// Configuration variables for both apps go after `with`:
+/// `async fn name(app) with &[("K", "v")] => { ... }`.
 macro_rules! both_backends {
+    (@settings) => { &[] };
+    (@settings $settings:expr) => { $settings };
     ($(
         $(#[$meta:meta])*
-        async fn $name:ident($app:ident) $body:block
+        async fn $name:ident($app:ident) $(with $settings:expr =>)? $body:block
     )*) => {$(
         $(#[$meta])*
         mod $name {
@@ -33,7 +37,10 @@ macro_rules! both_backends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let $app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await.unwrap();
+                let settings: &[(&str, &str)] = both_backends!(@settings $($settings)?);
+                let $app = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Sqlite, settings)
+                    .await
+                    .unwrap();
                 $body
             }
 
@@ -43,7 +50,8 @@ macro_rules! both_backends {
                 ignore = "set TIENDA_TEST_DATABASE_URL to run the PostgreSQL variants"
             )]
             async fn postgres() {
-                let $app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await.unwrap();
+                let settings: &[(&str, &str)] = both_backends!(@settings $($settings)?);
+                let $app = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Postgres, settings).await.unwrap();
                 $body
             }
         }
@@ -340,7 +348,28 @@ impl TestApp {
         .await
     }
 
-    async fn scalar(&self, sql: &str) -> i64 {
+    /// Whether this app runs on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres)
+    }
+
+    /// Runs one statement straight on the database, for a test that must arrange what no
+    /// request can (a session started months ago).
+    pub async fn execute(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         match self.backend {
             Backend::Sqlite => {

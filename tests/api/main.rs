@@ -9,6 +9,7 @@ mod auth;
 mod deadlines;
 mod environment;
 mod errors;
+mod hostile_clients;
 mod inventory;
 mod listing;
 mod openapi;

@@ -34,6 +34,29 @@ impl std::ops::DerefMut for Server {
     }
 }
 
+impl From<Child> for Server {
+    fn from(child: Child) -> Self {
+        Server(child)
+    }
+}
+
+/// The address of a server whose JSON log goes to `log`, once it says it is serving.
+pub fn wait_for_serving(log: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let found = text.lines().find_map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).ok()?;
+            (value["message"] == "serving").then(|| value["addr"].as_str().unwrap_or_default().to_owned())
+        });
+        if let Some(addr) = found {
+            return addr;
+        }
+        assert!(Instant::now() < deadline, "the server did not start: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {
@@ -617,21 +640,7 @@ fn request_logs_are_json_lines_with_the_user_and_never_a_secret() {
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(Stdio::null());
     let mut child = Server(command.spawn().unwrap());
-    let addr = {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let found = text.lines().find_map(|line| {
-                let value: serde_json::Value = serde_json::from_str(line).ok()?;
-                (value["message"] == "serving").then(|| value["addr"].as_str().unwrap_or_default().to_owned())
-            });
-            if let Some(addr) = found {
-                break addr;
-            }
-            assert!(Instant::now() < deadline, "the server did not start: {text}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+    let addr = wait_for_serving(&log);
     let token = admin_token(&addr);
     let (status, body) = http(&addr, "GET", "/api/v1/auth/me", Some(&token), "");
     assert_eq!(status, 200, "{body}");

@@ -107,7 +107,9 @@ pub struct ListParams {
     #[param(min_length = 1, max_length = 4096)]
     cursor: Option<String>,
     /// Full-text search over name, description and sku: every word must match; relevance order
-    /// unless `sort` is given.
+    /// unless `sort` is given. At most 8 distinct words (a repeated word counts once) holding at
+    /// most 16 runs of letters or digits in all; more is 400 `too_many_terms`. A search that
+    /// cannot start within a second is 503 `/problems/overloaded`.
     #[param(
         min_length = 1,
         max_length = 200,
@@ -208,7 +210,7 @@ const PROBLEMS: &[(&str, &str, &[u16])] = &[
         "/api/v1/products/{id}/stock-adjustments",
         &[400, 401, 403, 404],
     ),
-    ("post", "/api/v1/auth/register", &[400, 409, 413, 415, 422]),
+    ("post", "/api/v1/auth/register", &[400, 409, 413, 415, 422, 429]),
     ("post", "/api/v1/auth/login", &[400, 401, 413, 415, 422, 429]),
     ("post", "/api/v1/auth/refresh", &[400, 401, 413, 415, 422]),
     ("post", "/api/v1/auth/logout", &[400, 413, 415, 422]),
@@ -241,9 +243,11 @@ fn problem_description(status: u16) -> &'static str {
         422 => {
             "Invalid body, every bad field named in `errors` (`/problems/validation`, `/problems/idempotency-key-reused`)"
         }
-        429 => "Too many failed logins; see Retry-After (`/problems/too-many-requests`)",
+        429 => "Too many failed logins or registrations; see Retry-After (`/problems/too-many-requests`)",
         500 => "Internal error; no internals are disclosed (`/problems/internal`)",
-        503 => "A dependency is unavailable; see Retry-After (`/problems/unavailable`)",
+        503 => {
+            "A dependency is unavailable, or too much work of this kind is running; see Retry-After (`/problems/unavailable`, `/problems/overloaded`)"
+        }
         _ => "Problem",
     }
 }

@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::instrument;
 
-use crate::domain::user::Role;
 use crate::http::auth::AuthUser;
 use crate::http::dto::user::{TokenResponse, UserResponse, parse_login, parse_refresh, parse_registration};
 use crate::http::error::ApiError;
@@ -28,9 +27,15 @@ fn no_store(body: TokenResponse) -> Response {
     request_body = crate::http::openapi::schemas::RegisterRequest,
     responses((status = 201, description = "Registered as a customer", body = UserResponse)))]
 #[instrument(skip_all)]
-pub async fn register(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
+pub async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
     let (email, password) = parse_registration(body)?;
-    let user = state.auth.create_user(&email, password, Role::Customer).await?;
+    let client = state.config.auth.trusted_proxies.client(peer.ip(), &headers);
+    let user = state.auth.register(&email, password, client).await?;
     Ok((StatusCode::CREATED, Json(UserResponse::from(user))).into_response())
 }
 
@@ -46,7 +51,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let (email, password) = parse_login(body)?;
     let client = state.config.auth.trusted_proxies.client(peer.ip(), &headers);
-    let (user, pair) = state.auth.login(&email, password, &client.to_string()).await?;
+    let (user, pair) = state.auth.login(&email, password, client).await?;
     tracing::Span::current().record("user_id", user.id);
     Ok(no_store(pair.into()))
 }
@@ -63,7 +68,7 @@ pub async fn refresh(State(state): State<AppState>, body: JsonObject) -> Result<
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     request_body = crate::http::openapi::schemas::RefreshRequest,
-    responses((status = 204, description = "The refresh token is revoked")))]
+    responses((status = 204, description = "Every refresh token of this login is revoked")))]
 #[instrument(skip_all)]
 pub async fn logout(State(state): State<AppState>, body: JsonObject) -> Result<StatusCode, ApiError> {
     let token = parse_refresh(body)?;

@@ -192,6 +192,12 @@ pub async fn list_products(
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|_| ApiError::MalformedQuery)?;
     let query = list_query::parse(&pairs, &state.cursors)?;
+    // A relevance search costs far more than a filtered page: only so many run at once, and one
+    // that cannot start within a second is turned away (503) instead of piling up.
+    let _search_slot = match &query.filters.q {
+        Some(_) => Some(state.searches.enter().await?),
+        None => None,
+    };
     let listed = state.store.list_products(&query).await?;
     let items: Vec<ProductResponse> = listed.items.into_iter().map(ProductResponse::from).collect();
     let explicit_sort = query.sort != ListQuery::effective_sort(&query.filters, None);
