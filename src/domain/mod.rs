@@ -6,5 +6,6 @@ pub mod idempotency;
 pub mod inventory;
 pub mod listing;
 pub mod money;
+pub mod number;
 pub mod product;
 pub mod user;
