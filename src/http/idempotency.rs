@@ -76,7 +76,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     let key = match IdempotencyKey::parse(raw_key.as_bytes()) {
         Ok(key) => key,
         Err(invalid) => {
-            return ApiError::InvalidHeader(vec![FieldError::new("Idempotency-Key", invalid)])
+            return ApiError::InvalidHeader(vec![FieldError::new("Idempotency-Key", invalid)].into())
                 .into_response();
         }
     };

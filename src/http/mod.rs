@@ -5,6 +5,7 @@ pub(crate) mod dto;
 mod envelope;
 pub mod error;
 mod extract;
+mod field_errors;
 mod idempotency;
 mod json_body;
 mod list_query;
