@@ -8,4 +8,5 @@ pub mod listing;
 pub mod money;
 pub mod number;
 pub mod product;
+pub mod text;
 pub mod user;

@@ -237,7 +237,19 @@ fn null_not_allowed() -> Invalid {
 pub mod decode {
     use super::*;
 
+    /// A JSON string without NUL: PostgreSQL cannot store one in text, and no field of this
+    /// API has a use for it.
     pub fn string(raw: &RawValue) -> Result<String, Invalid> {
+        let text = string_with_nul(raw)?;
+        if text.contains('\0') {
+            return Err(Invalid::new("invalid_character", "must not contain NUL"));
+        }
+        Ok(text)
+    }
+
+    /// Any JSON string, NUL included: only for a value that is checked later by a rule of its
+    /// own (the login email, which a malformed value does not make a 422).
+    pub fn string_with_nul(raw: &RawValue) -> Result<String, Invalid> {
         serde_json::from_str::<String>(raw.get())
             .map_err(|_| Invalid::new("invalid_type", "must be a string"))
     }

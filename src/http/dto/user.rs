@@ -66,10 +66,12 @@ pub fn parse_registration(body: JsonObject) -> Result<(Email, Password), ApiErro
     }
 }
 
-/// `{"email", "password"}` for login: any strings; they are only compared.
+/// `{"email", "password"}` for login: any strings; they are only compared. A password holding
+/// NUL is a 422 like in every text field; the email is left to the login's own rule (API.md: a
+/// malformed login email gets the same 401 as a wrong password).
 pub fn parse_login(body: JsonObject) -> Result<(String, Password), ApiError> {
     let mut fields = Fields::new(body);
-    let email = fields.required("email", decode::string);
+    let email = fields.required("email", decode::string_with_nul);
     let password = fields.required("password", |raw| decode::string(raw).map(Password::offered));
     fields.finish(&[])?;
     match (email, password) {
