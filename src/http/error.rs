@@ -53,6 +53,9 @@ pub enum ApiError {
     IdempotencyKeyInUse,
     #[error("idempotency key reused with another request")]
     IdempotencyKeyReused,
+    /// The caller holds the most live idempotency keys allowed; the oldest expires after this.
+    #[error("too many idempotency keys")]
+    IdempotencyKeyLimit(std::time::Duration),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -295,6 +298,17 @@ impl ApiError {
                 "This Idempotency-Key was used for a different request",
             )
             .detail("a key may only be reused with the same method, path and body"),
+            ApiError::IdempotencyKeyLimit(wait) => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "/problems/idempotency-key-limit",
+                "Too many live Idempotency-Keys",
+            )
+            .detail(format!(
+                "a caller holds at most {} keys for 24 h; the oldest expires in {} s (requests \
+                 without a key are served meanwhile)",
+                crate::domain::idempotency::MAX_LIVE_KEYS,
+                retry_after_secs(*wait)
+            )),
             ApiError::PreconditionFailed => Problem::new(
                 S::PRECONDITION_FAILED,
                 "/problems/precondition-failed",
@@ -346,7 +360,7 @@ impl IntoResponse for ApiError {
                     r#"Bearer error="invalid_token""#.into(),
                 );
             }
-            ApiError::TooManyRequests(wait) => {
+            ApiError::TooManyRequests(wait) | ApiError::IdempotencyKeyLimit(wait) => {
                 set(headers, header::RETRY_AFTER, retry_after_secs(*wait).to_string());
             }
             ApiError::Unavailable(_) => set(headers, header::RETRY_AFTER, "1".into()),
