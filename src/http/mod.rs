@@ -122,4 +122,8 @@ pub fn metrics_router() -> Router {
     Router::new()
         .route("/metrics", get(routes::health::metrics))
         .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::map_response(|mut response: Response| async move {
+            envelope::set_security_headers(response.headers_mut(), false);
+            response
+        }))
 }
