@@ -226,3 +226,34 @@ where
         self.inner.call(request)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tower::ServiceExt;
+
+    /// A panic cannot be provoked from outside (that is the point), so the envelope is checked
+    /// here: the opaque 500 it becomes carries the headers like every answer.
+    #[tokio::test]
+    async fn a_panic_is_an_opaque_500_with_the_security_headers() {
+        let router = axum::Router::new().route(
+            "/boom",
+            axum::routing::get(|| async {
+                if true {
+                    panic!("boom");
+                }
+            }),
+        );
+        let service = tower::ServiceBuilder::new()
+            .layer(EnvelopeLayer)
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+            .service(router);
+        let request = Request::get("/boom").body(Body::empty()).unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+        assert!(response.headers().get(header::CONTENT_SECURITY_POLICY).is_none());
+    }
+}

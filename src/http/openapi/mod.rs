@@ -186,7 +186,11 @@ pub struct IdempotencyParams {
 /// The problems each operation can answer, besides 500 (and 503 when the database is down).
 const PROBLEMS: &[(&str, &str, &[u16])] = &[
     ("get", "/api/v1/products", &[400, 401]),
-    ("post", "/api/v1/products", &[400, 401, 403, 409, 413, 415, 422, 429]),
+    (
+        "post",
+        "/api/v1/products",
+        &[400, 401, 403, 409, 413, 415, 422, 429],
+    ),
     ("get", "/api/v1/products/{id}", &[401, 404]),
     (
         "put",
