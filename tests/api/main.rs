@@ -6,6 +6,7 @@
 mod helpers;
 mod auth;
 mod errors;
+mod hostile_input;
 mod inventory;
 mod listing;
 mod openapi;
