@@ -135,6 +135,29 @@ mod tests {
         }
     }
 
+    /// The worst a client can make a problem: every quoted part at its budget, every character
+    /// one that JSON escapes as six bytes.
+    #[test]
+    fn the_largest_possible_problem_stays_under_16_kib() {
+        let worst = "\u{1}".repeat(10_000);
+        let mut errors = FieldErrors::default();
+        for _ in 0..1000 {
+            errors.push(FieldError::new(
+                worst.clone(),
+                Invalid::new("unknown_parameter", worst.clone()),
+            ));
+        }
+        let problem = crate::http::error::Problem::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/idempotency-key-reused",
+            "This Idempotency-Key was used for a different request",
+        )
+        .errors(&errors)
+        .detail(worst);
+        let body = serde_json::to_vec(&problem).unwrap();
+        assert!(body.len() <= 16 * 1024, "{} bytes", body.len());
+    }
+
     #[test]
     fn only_the_first_twenty_are_kept() {
         let mut errors = FieldErrors::default();
