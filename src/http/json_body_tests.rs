@@ -116,6 +116,14 @@ fn a_huge_field_name_is_cut_in_the_problem() {
     );
 }
 
+#[test]
+fn deep_nesting_is_an_answer_not_a_stack_overflow() {
+    for depth in [127, 129, 1_000_000] {
+        let body = format!("{{\"name\":{}1{}}}", "[".repeat(depth), "]".repeat(depth));
+        assert!(read_as_product(body.as_bytes()).is_err(), "{depth}");
+    }
+}
+
 /// JSON text that looks like a body: objects with repeated, unknown, huge and odd keys and values.
 fn body_like() -> impl Strategy<Value = String> {
     let key = prop_oneof![
