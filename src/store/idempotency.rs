@@ -113,9 +113,10 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                // Rows past retention still count until the hourly purge; only a caller at the
-                // limit pays for clearing its own before the count that decides.
+                // Rows past retention still count until the hourly purge; a caller at the limit
+                // clears its own, when it has any, before the count that decides.
                 let count = "SELECT count(*) FROM (SELECT 1 FROM idempotency_keys WHERE user_id = $1 LIMIT $2) AS held";
+                let oldest = "SELECT min(created_at) FROM idempotency_keys WHERE user_id = $1";
                 let limit = i64::try_from(MAX_LIVE_KEYS).unwrap_or(i64::MAX);
                 let mut held: i64 = sqlx::query_scalar(count)
                     .bind(user_id)
@@ -123,27 +124,32 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?;
                 if held >= limit {
-                    sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND created_at < $2")
+                    let mut first: Option<Timestamp> = sqlx::query_scalar(oldest)
                         .bind(user_id)
-                        .bind(expired_before)
-                        .execute(&mut *tx)
-                        .await?;
-                    held = sqlx::query_scalar(count)
-                        .bind(user_id)
-                        .bind(limit)
                         .fetch_one(&mut *tx)
                         .await?;
-                }
-                if held >= limit {
-                    let oldest: Option<Timestamp> =
-                        sqlx::query_scalar("SELECT min(created_at) FROM idempotency_keys WHERE user_id = $1")
+                    if first.is_some_and(|t| t < expired_before) {
+                        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND created_at < $2")
+                            .bind(user_id)
+                            .bind(expired_before)
+                            .execute(&mut *tx)
+                            .await?;
+                        held = sqlx::query_scalar(count)
+                            .bind(user_id)
+                            .bind(limit)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        first = sqlx::query_scalar(oldest)
                             .bind(user_id)
                             .fetch_one(&mut *tx)
                             .await?;
-                    tx.commit().await?;
-                    let expires = oldest.map_or(now.0, |t| t.0) + RETENTION;
-                    let wait = (expires - now.0).to_std().unwrap_or_default();
-                    return Ok(Begin::LimitReached(wait));
+                    }
+                    if held >= limit {
+                        tx.commit().await?;
+                        let expires = first.map_or(now.0, |t| t.0) + RETENTION;
+                        let wait = (expires - now.0).to_std().unwrap_or_default();
+                        return Ok(Begin::LimitReached(wait));
+                    }
                 }
             }
             let inserted = sqlx::query(
