@@ -50,6 +50,11 @@ impl FieldErrors {
         self.total += 1;
     }
 
+    /// Counts `n` more errors that are never listed (fields past those a body keeps).
+    pub fn count_unlisted(&mut self, n: usize) {
+        self.total += n;
+    }
+
     pub fn push(&mut self, error: FieldError) {
         self.push_with(|| error);
     }

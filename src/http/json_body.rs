@@ -4,60 +4,16 @@
 //! [`Price::parse`](crate::domain::money::Price::parse) exactly as the client wrote them, and
 //! "absent", `null` and a value stay three different things, as JSON merge patch needs.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-use std::fmt;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{Method, StatusCode, header};
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::error::{ApiError, FieldError, FieldErrors};
+pub use super::json_object::JsonObject;
+use super::json_object::MAX_KEPT_FIELDS;
 use crate::domain::number::{self, NumberError};
 use crate::domain::product::Invalid;
-
-/// A request body that is a JSON object, in the order its fields were sent, with an index by
-/// name: finding a field, or a repeated one, costs the same with 3 fields or 100,000.
-#[derive(Debug)]
-pub struct JsonObject {
-    /// Each field in the order sent; its value is taken out once read.
-    entries: Vec<(String, Option<Box<RawValue>>)>,
-    /// Where each name sits in `entries`. (std's hasher is keyed per process, so chosen names
-    /// cannot make its look-ups collide.)
-    index: HashMap<String, usize>,
-}
-
-impl<'de> Deserialize<'de> for JsonObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = JsonObject;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonObject, A::Error> {
-                let mut entries = Vec::new();
-                let mut index = HashMap::new();
-                while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
-                    match index.entry(key) {
-                        Entry::Occupied(taken) => {
-                            return Err(de::Error::custom(format!("duplicate field `{}`", taken.key())));
-                        }
-                        Entry::Vacant(free) => {
-                            entries.push((free.key().clone(), Some(value)));
-                            free.insert(entries.len() - 1);
-                        }
-                    }
-                }
-                Ok(JsonObject { entries, index })
-            }
-        }
-        deserializer.deserialize_map(ObjectVisitor)
-    }
-}
 
 /// Whether a `Content-Type` is one of `accepted` (parameters allowed, charset only UTF-8).
 fn content_type_is(headers: &axum::http::HeaderMap, accepted: &[&str]) -> bool {
@@ -98,22 +54,6 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
-impl JsonObject {
-    /// Reads a body: one pass over its bytes, whatever they hold.
-    pub fn read(bytes: &[u8]) -> Result<Self, ApiError> {
-        serde_json::from_slice::<JsonObject>(bytes).map_err(|error| match error.classify() {
-            serde_json::error::Category::Data => ApiError::Validation(
-                vec![FieldError::new(
-                    "body",
-                    Invalid::new("invalid_type", error.to_string()),
-                )]
-                .into(),
-            ),
-            _ => ApiError::MalformedJson(error.to_string()),
-        })
-    }
-}
-
 /// A field as the body had it.
 pub enum Slot {
     Absent,
@@ -137,13 +77,7 @@ impl Fields {
     }
 
     fn take(&mut self, name: &str) -> Slot {
-        let taken = self
-            .body
-            .index
-            .get(name)
-            .and_then(|&at| self.body.entries.get_mut(at))
-            .and_then(|(_, value)| value.take());
-        match taken {
+        match self.body.take(name) {
             None => Slot::Absent,
             Some(raw) if raw.get() == "null" => Slot::Null,
             Some(raw) => Slot::Value(raw),
@@ -163,6 +97,9 @@ impl Fields {
         parse: impl FnOnce(&RawValue) -> Result<T, Invalid>,
     ) -> Option<T> {
         match self.take(name) {
+            // In a body past the kept fields, the field may have been sent after them: the
+            // body is refused for its size anyway, so say nothing false about this field.
+            Slot::Absent if self.body.overflowed() => None,
             Slot::Absent => self.record(name, Err(Invalid::new("required", "is required"))),
             Slot::Null => self.record(name, Err(null_not_allowed())),
             Slot::Value(raw) => {
@@ -208,10 +145,17 @@ impl Fields {
     /// Past the listed errors the rest are only counted, so 100,000 unknown fields cost a
     /// count, not 100,000 messages.
     pub fn finish(mut self, read_only: &[&str]) -> Result<(), ApiError> {
-        for (name, value) in self.body.entries {
-            if value.is_none() {
-                continue;
-            }
+        if self.body.overflowed() {
+            self.errors.push(FieldError::new(
+                "body",
+                Invalid::new(
+                    "too_many_fields",
+                    format!("holds more than {MAX_KEPT_FIELDS} fields"),
+                ),
+            ));
+        }
+        let (unread, overflow) = self.body.into_unread();
+        for name in unread {
             self.errors.push_with(|| {
                 let invalid = if read_only.contains(&name.as_str()) {
                     Invalid::new("read_only", "is set by the server and cannot be written")
@@ -221,6 +165,7 @@ impl Fields {
                 FieldError::new(name, invalid)
             });
         }
+        self.errors.count_unlisted(overflow);
         if self.errors.is_empty() {
             Ok(())
         } else {

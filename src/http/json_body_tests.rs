@@ -82,9 +82,14 @@ fn tens_of_thousands_of_unknown_fields_are_read_in_linear_time() {
         started.elapsed()
     );
     let (total, listed) = errors_of(error);
-    assert_eq!(total, n);
+    // Every field is counted, and the body itself for holding too many.
+    assert_eq!(total, n + 1);
     assert_eq!(listed.len(), 20);
-    assert_eq!(listed[0].field, "0");
+    assert_eq!(
+        (listed[0].field.as_str(), listed[0].code),
+        ("body", "too_many_fields")
+    );
+    assert_eq!(listed[1].field, "0");
     assert!(problem.len() <= 16 * 1024, "{} bytes", problem.len());
 }
 
@@ -118,10 +123,44 @@ fn a_huge_field_name_is_cut_in_the_problem() {
 
 #[test]
 fn deep_nesting_is_an_answer_not_a_stack_overflow() {
+    let many: String = (0..100).map(|n| format!("\"f{n}\":0,")).collect();
     for depth in [127, 129, 1_000_000] {
-        let body = format!("{{\"name\":{}1{}}}", "[".repeat(depth), "]".repeat(depth));
-        assert!(read_as_product(body.as_bytes()).is_err(), "{depth}");
+        let nested = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        for body in [
+            format!("{{\"name\":{nested}}}"),
+            format!("{{{many}\"name\":{nested}}}"),
+        ] {
+            assert!(read_as_product(body.as_bytes()).is_err(), "{depth}");
+        }
     }
+}
+
+#[test]
+fn past_the_kept_fields_repeats_are_still_found_and_nothing_false_is_said() {
+    let many: Vec<String> = (0..200).map(|n| format!("\"f{n}\":0")).collect();
+    // A repeat of a kept name, and a repeat among the names past them.
+    for repeated in ["f3", "f150"] {
+        let body = format!("{{{},\"{repeated}\":1}}", many.join(","));
+        let problem = read_as_product(body.as_bytes()).unwrap_err();
+        let text = String::from_utf8(problem).unwrap();
+        assert!(text.contains("duplicate field"), "{text}");
+    }
+    // `name` and `stock` sent after 200 fields: the body is refused for its size, and neither
+    // is said to be missing.
+    let body = format!("{{{},\"name\":\"x\",\"stock\":1}}", many.join(","));
+    let (total, listed) = errors_of(
+        JsonObject::read(body.as_bytes())
+            .and_then(|object| {
+                let mut fields = Fields::new(object);
+                let _ = fields.required("name", super::decode::string);
+                let _ = fields.required("stock", integer);
+                fields.finish(&[])
+            })
+            .unwrap_err(),
+    );
+    assert_eq!(total, 1 + 202);
+    assert!(listed.iter().all(|e| e.code != "required"), "{listed:?}");
+    assert_eq!(listed[0].code, "too_many_fields");
 }
 
 /// JSON text that looks like a body: objects with repeated, unknown, huge and odd keys and values.

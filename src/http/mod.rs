@@ -8,6 +8,7 @@ mod extract;
 mod field_errors;
 mod idempotency;
 mod json_body;
+mod json_object;
 mod list_query;
 pub mod openapi;
 mod pagination;
