@@ -7,6 +7,10 @@ use super::product::Invalid;
 /// How long a key's answer is replayed.
 pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
+/// How many live keys one caller may hold: enough for any honest client's day, and a bound on
+/// what one account can make the server store.
+pub const MAX_LIVE_KEYS: usize = 10_000;
+
 /// 1..=255 printable ASCII characters (space included), as the header carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);

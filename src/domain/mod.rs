@@ -6,5 +6,7 @@ pub mod idempotency;
 pub mod inventory;
 pub mod listing;
 pub mod money;
+pub mod number;
 pub mod product;
+pub mod text;
 pub mod user;

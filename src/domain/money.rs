@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use super::number::{Decimal, NumberError};
+
 /// The largest price the catalogue accepts: 1,000,000,000.00.
 pub const MAX_PRICE_CENTS: i64 = 100_000_000_000;
 
@@ -52,18 +54,23 @@ impl Price {
     /// The value must be a whole number of cents; trailing zeros beyond the second decimal are
     /// fine (`19.990`), any other digit there is not (`19.999`). There is no rounding anywhere.
     pub fn parse(text: &str) -> Result<Self, MoneyError> {
-        let decimal = Decimal::parse(text).ok_or(MoneyError::InvalidFormat)?;
-        let cents = decimal.to_cents()?;
-        Price::from_cents(cents)
+        Price::from_decimal(Decimal::parse(text))
     }
 
     /// Parses a price sent as a string: plain decimal digits (`19.99`, `20`), no sign, no
     /// exponent, the form the OpenAPI pattern documents.
     pub fn parse_plain(text: &str) -> Result<Self, MoneyError> {
-        if text.starts_with('-') || text.contains(['e', 'E']) {
-            return Err(MoneyError::InvalidFormat);
-        }
-        Price::parse(text)
+        Price::from_decimal(Decimal::parse_plain(text))
+    }
+
+    fn from_decimal(decimal: Result<Decimal<'_>, NumberError>) -> Result<Self, MoneyError> {
+        let cents = decimal.and_then(|d| d.to_units(2)).map_err(|e| match e {
+            NumberError::Syntax => MoneyError::InvalidFormat,
+            NumberError::Fraction => MoneyError::TooManyDecimals,
+            NumberError::OutOfRange => MoneyError::OutOfRange,
+        })?;
+        let cents = i64::try_from(cents).map_err(|_| MoneyError::OutOfRange)?;
+        Price::from_cents(cents)
     }
 }
 
@@ -71,87 +78,6 @@ impl fmt::Display for Price {
     /// Always two decimals: `19.99`, `20.00`, `0.05`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
-    }
-}
-
-/// A decimal number as `negative`, significant `digits` and a power of ten: the value is
-/// `digits * 10^exponent`, kept as text so nothing is lost before we decide.
-struct Decimal<'a> {
-    negative: bool,
-    int_digits: &'a str,
-    frac_digits: &'a str,
-    exponent: i64,
-}
-
-impl<'a> Decimal<'a> {
-    /// JSON number grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
-    fn parse(text: &'a str) -> Option<Self> {
-        let (negative, rest) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (int_digits, rest) = rest.split_at(int_len);
-        if int_digits.is_empty() || (int_digits.len() > 1 && int_digits.starts_with('0')) {
-            return None;
-        }
-        let (frac_digits, rest) = match rest.strip_prefix('.') {
-            Some(after_dot) => {
-                let len = after_dot.bytes().take_while(u8::is_ascii_digit).count();
-                if len == 0 {
-                    return None;
-                }
-                after_dot.split_at(len)
-            }
-            None => ("", rest),
-        };
-        let exponent = match rest.strip_prefix(['e', 'E']) {
-            Some(exp) => {
-                let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
-                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                // Anything this large is out of range or all zeros; clamp instead of overflowing.
-                let magnitude: i64 = digits.parse().unwrap_or(i64::MAX / 4).min(1_000_000);
-                if exp.starts_with('-') {
-                    -magnitude
-                } else {
-                    magnitude
-                }
-            }
-            None if rest.is_empty() => 0,
-            None => return None,
-        };
-        Some(Decimal {
-            negative,
-            int_digits,
-            frac_digits,
-            exponent,
-        })
-    }
-
-    fn to_cents(&self) -> Result<i64, MoneyError> {
-        // value = all_digits * 10^(exponent - frac_len); in cents, shift by 2 more.
-        let all_digits: String = self.int_digits.chars().chain(self.frac_digits.chars()).collect();
-        let significant = all_digits.trim_start_matches('0');
-        let significant = significant.trim_end_matches('0');
-        if significant.is_empty() {
-            return Ok(0);
-        }
-        let trailing_zeros = all_digits.len() - all_digits.trim_end_matches('0').len();
-        let shift = self.exponent - self.frac_digits.len() as i64 + 2 + trailing_zeros as i64;
-        if shift < 0 {
-            return Err(MoneyError::TooManyDecimals);
-        }
-        // 10^11 cents is the maximum: anything with more than 12 digits is out of range.
-        if significant.len() as i64 + shift > 12 {
-            return Err(MoneyError::OutOfRange);
-        }
-        if self.negative {
-            return Err(MoneyError::OutOfRange);
-        }
-        let base: i64 = significant.parse().map_err(|_| MoneyError::OutOfRange)?;
-        Ok(base * 10_i64.pow(shift as u32))
     }
 }
 
@@ -262,12 +188,46 @@ mod tests {
             }
         }
 
+        /// Whatever the text, an accepted price is the amount the text means: compared with a
+        /// float reading of the same text (exact to far below a cent in this range), a parser
+        /// that dropped, shifted or wrapped digits would be caught.
         #[test]
-        fn arbitrary_text_is_either_rejected_or_whole_cents(text in "\\PC{0,12}") {
+        fn an_accepted_text_means_the_price_read(
+            text in "\\PC{0,12}|-?(0|[1-9][0-9]{0,12})(\\.[0-9]{1,5})?([eE][-+]?0?[0-9]{1,2})?"
+        ) {
             if let Ok(price) = Price::parse(&text) {
-                prop_assert!((0..=MAX_PRICE_CENTS).contains(&price.cents()));
+                let meant: f64 = text.parse().unwrap();
+                prop_assert!((meant * 100.0 - price.cents() as f64).abs() < 0.01, "{} read as {}", text, price);
                 prop_assert!(text.trim() == text && !text.starts_with('+'));
             }
+        }
+
+        /// The string form: plain digits only, and the cents computed from the digit strings.
+        #[test]
+        fn plain_strings_are_exact_cents(
+            text in "(0|[1-9][0-9]{0,13})(\\.[0-9]{1,5})?|[-+]?[0-9.eE]{0,8}|\\PC{0,8}"
+        ) {
+            let plain = text.split_once('.').map_or((text.as_str(), ""), |(i, f)| (i, f));
+            let grammar = !plain.0.is_empty()
+                && plain.0.bytes().all(|b| b.is_ascii_digit())
+                && (plain.0 == "0" || !plain.0.starts_with('0'))
+                && (!text.contains('.') || (!plain.1.is_empty() && plain.1.bytes().all(|b| b.is_ascii_digit())));
+            let result = Price::parse_plain(&text);
+            if !grammar {
+                prop_assert_eq!(result, Err(MoneyError::InvalidFormat), "{}", text);
+                return Ok(());
+            }
+            let (int, frac) = plain;
+            let cents_digits = format!("{int}{:0<2}", frac.get(..2).unwrap_or(frac));
+            let expected = if frac.get(2..).is_some_and(|rest| rest.bytes().any(|b| b != b'0')) {
+                Err(MoneyError::TooManyDecimals)
+            } else {
+                match cents_digits.parse::<u128>() {
+                    Ok(cents) if cents <= MAX_PRICE_CENTS as u128 => Ok(cents as i64),
+                    _ => Err(MoneyError::OutOfRange),
+                }
+            };
+            prop_assert_eq!(result.map(Price::cents), expected, "{}", text);
         }
     }
 }

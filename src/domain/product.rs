@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::money::Price;
+use super::text;
 
 /// A rule a field broke, with a stable machine-readable `code`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +26,8 @@ fn has_forbidden_control(text: &str, allow_line_breaks: bool) -> bool {
         .any(|c| c.is_control() && !(allow_line_breaks && matches!(c, '\n' | '\r' | '\t')))
 }
 
-/// 1..=200 characters after trimming surrounding white space; no control characters.
+/// 1..=200 characters after trimming surrounding white space, at least one of them visible;
+/// no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductName(String);
 
@@ -35,8 +37,9 @@ impl ProductName {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let trimmed = raw.trim();
         let chars = trimmed.chars().count();
-        if chars == 0 {
-            return Err(Invalid::new("blank", "must not be empty or only white space"));
+        // A name of zero-width or bidi characters alone would list as an empty line.
+        if !text::has_visible(trimmed) {
+            return Err(Invalid::new("blank", "must hold at least one visible character"));
         }
         if chars > Self::MAX_CHARS {
             return Err(Invalid::new("too_long", "at most 200 characters"));
@@ -186,6 +189,10 @@ mod tests {
             Err("too_long")
         );
         assert_eq!(ProductName::parse(" \t ").map_err(|e| e.code), Err("blank"));
+        for invisible in ["\u{200B}\u{202E}", "\u{FEFF}", " \u{2060} \u{200D} "] {
+            assert_eq!(ProductName::parse(invisible).map_err(|e| e.code), Err("blank"));
+        }
+        assert!(ProductName::parse("\u{200B}Tee\u{202E}").is_ok());
         assert_eq!(
             ProductName::parse("a\u{0}b").map_err(|e| e.code),
             Err("invalid_character")

@@ -53,8 +53,12 @@ impl Password {
     pub const MIN_CHARS: usize = 8;
     pub const MAX_CHARS: usize = 128;
 
-    /// The rule for new passwords (registration, user creation).
+    /// The rule for new passwords (registration, user creation). No NUL: no text field takes
+    /// one, and a password that has one could never be typed at login.
     pub fn new_password(raw: String) -> Result<Self, Invalid> {
+        if raw.contains('\0') {
+            return Err(Invalid::new("invalid_character", "must not contain NUL"));
+        }
         let chars = raw.chars().count();
         if chars < Self::MIN_CHARS {
             return Err(Invalid::new("too_short", "must be at least 8 characters"));
@@ -196,6 +200,7 @@ mod tests {
         assert!(Password::new_password("12345678".into()).is_ok());
         assert!(Password::new_password("é".repeat(128)).is_ok());
         assert!(Password::new_password("é".repeat(129)).is_err());
+        assert!(Password::new_password("long-enough\u{0}".into()).is_err());
         assert_eq!(
             format!("{:?}", Password::offered("hunter22".into())),
             "Password(<redacted>)"

@@ -4,6 +4,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::field_errors::{DETAIL_BUDGET, clip};
+pub use super::field_errors::{FieldError, FieldErrors};
 use super::request_context;
 use crate::auth::password::HashError;
 use crate::domain::product::Invalid;
@@ -13,35 +15,16 @@ use crate::store::{Conflict, StoreError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// One invalid input, named so a client can point at it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    #[schema(value_type = String)]
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, invalid: Invalid) -> Self {
-        FieldError {
-            field: field.into(),
-            code: invalid.code,
-            message: invalid.message,
-        }
-    }
-}
-
 /// Every way a request can fail. Handlers and extractors return these; only
 /// [`ApiError::into_response`] picks the status.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("request body is invalid")]
-    Validation(Vec<FieldError>),
+    Validation(FieldErrors),
     #[error("query parameters are invalid")]
-    InvalidQuery(Vec<FieldError>),
+    InvalidQuery(FieldErrors),
     #[error("invalid request header")]
-    InvalidHeader(Vec<FieldError>),
+    InvalidHeader(FieldErrors),
     #[error("malformed query string")]
     MalformedQuery,
     #[error("malformed JSON: {0}")]
@@ -72,6 +55,9 @@ pub enum ApiError {
     IdempotencyKeyInUse,
     #[error("idempotency key reused with another request")]
     IdempotencyKeyReused,
+    /// The caller holds the most live idempotency keys allowed; the oldest expires after this.
+    #[error("too many idempotency keys")]
+    IdempotencyKeyLimit(std::time::Duration),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// Too much of an expensive kind of work (password hashing, relevance search) is running;
@@ -88,10 +74,13 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(kind) => ApiError::Conflict(kind),
             StoreError::PreconditionFailed => ApiError::PreconditionFailed,
-            StoreError::InvalidCursor => ApiError::InvalidQuery(vec![FieldError::new(
-                "cursor",
-                Invalid::new("invalid_cursor", "is not a cursor this API issued"),
-            )]),
+            StoreError::InvalidCursor => ApiError::InvalidQuery(
+                vec![FieldError::new(
+                    "cursor",
+                    Invalid::new("invalid_cursor", "is not a cursor this API issued"),
+                )]
+                .into(),
+            ),
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause.to_string()),
             other => ApiError::Internal(other.into()),
         }
@@ -147,18 +136,22 @@ impl Problem {
         }
     }
 
+    /// The detail, cut to a fixed size: it may quote what the client sent.
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.detail = Some(clip(detail.into(), DETAIL_BUDGET));
         self
     }
 
-    /// Lists the invalid fields, with a count as the detail.
-    pub fn errors(self, errors: Vec<FieldError>) -> Self {
-        let detail = match errors.len() {
+    /// Lists the invalid fields (the first [`FieldErrors::MAX_LISTED`]), with a count as the
+    /// detail.
+    pub fn errors(self, errors: &FieldErrors) -> Self {
+        let listed = errors.listed().len();
+        let detail = match errors.total() {
             1 => "1 field is invalid".to_owned(),
+            n if n > listed => format!("{n} fields are invalid; the first {listed} are listed"),
             n => format!("{n} fields are invalid"),
         };
-        self.detail(detail).with_errors(errors)
+        self.detail(detail).with_errors(errors.listed().to_vec())
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
@@ -208,7 +201,7 @@ impl IntoResponse for Problem {
 }
 
 impl ApiError {
-    fn problem(&self) -> Problem {
+    pub(crate) fn problem(&self) -> Problem {
         use StatusCode as S;
         match self {
             ApiError::Validation(errors) => Problem::new(
@@ -216,19 +209,19 @@ impl ApiError {
                 "/problems/validation",
                 "Request body is invalid",
             )
-            .errors(errors.clone()),
+            .errors(errors),
             ApiError::InvalidQuery(errors) => Problem::new(
                 S::BAD_REQUEST,
                 "/problems/invalid-parameter",
                 "Query parameters are invalid",
             )
-            .errors(errors.clone()),
+            .errors(errors),
             ApiError::InvalidHeader(errors) => Problem::new(
                 S::BAD_REQUEST,
                 "/problems/invalid-header",
                 "A request header is invalid",
             )
-            .errors(errors.clone()),
+            .errors(errors),
             ApiError::MalformedQuery => Problem::new(
                 S::BAD_REQUEST,
                 "/problems/invalid-parameter",
@@ -318,6 +311,17 @@ impl ApiError {
                 "This Idempotency-Key was used for a different request",
             )
             .detail("a key may only be reused with the same method, path and body"),
+            ApiError::IdempotencyKeyLimit(wait) => Problem::new(
+                S::TOO_MANY_REQUESTS,
+                "/problems/idempotency-key-limit",
+                "Too many live Idempotency-Keys",
+            )
+            .detail(format!(
+                "a caller holds at most {} keys for 24 h; the oldest expires in {} s (requests \
+                 without a key are served meanwhile)",
+                crate::domain::idempotency::MAX_LIVE_KEYS,
+                retry_after_secs(*wait)
+            )),
             ApiError::PreconditionFailed => Problem::new(
                 S::PRECONDITION_FAILED,
                 "/problems/precondition-failed",
@@ -375,7 +379,7 @@ impl IntoResponse for ApiError {
                     r#"Bearer error="invalid_token""#.into(),
                 );
             }
-            ApiError::TooManyRequests(wait) => {
+            ApiError::TooManyRequests(wait) | ApiError::IdempotencyKeyLimit(wait) => {
                 set(headers, header::RETRY_AFTER, retry_after_secs(*wait).to_string());
             }
             ApiError::Unavailable(_) | ApiError::Overloaded => {

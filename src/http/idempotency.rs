@@ -66,6 +66,18 @@ pub fn into_response(stored: StoredResponse) -> Response {
     response
 }
 
+/// Whether an answer is the request's outcome, to replay on a retry. A 5xx is our fault; a 401,
+/// 403 or 429 says who may call and how often, which changes (a customer promoted to staff must
+/// not be replayed the 403 of the day before), and storing them would let any account fill
+/// the table with requests that never ran.
+fn worth_keeping(status: StatusCode) -> bool {
+    !(status.is_server_error()
+        || matches!(
+            status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+        ))
+}
+
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
@@ -76,7 +88,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     let key = match IdempotencyKey::parse(raw_key.as_bytes()) {
         Ok(key) => key,
         Err(invalid) => {
-            return ApiError::InvalidHeader(vec![FieldError::new("Idempotency-Key", invalid)])
+            return ApiError::InvalidHeader(vec![FieldError::new("Idempotency-Key", invalid)].into())
                 .into_response();
         }
     };
@@ -107,6 +119,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         }
         Ok(Begin::Mismatch) => return ApiError::IdempotencyKeyReused.into_response(),
         Ok(Begin::InFlight) => return ApiError::IdempotencyKeyInUse.into_response(),
+        Ok(Begin::LimitReached(wait)) => return ApiError::IdempotencyKeyLimit(wait).into_response(),
         Ok(Begin::Started) => {}
     }
     parts.extensions.insert(IdempotencyContext {
@@ -115,8 +128,8 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     });
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
     let status = response.status();
-    if status.is_server_error() {
-        // Not stored: the client may retry and succeed.
+    if !worth_keeping(status) {
+        // Not stored: a retry may succeed (after a fault of ours, a promotion, a wait).
         if let Err(error) = state.store.abandon_idempotent(user.id, key.as_str()).await {
             tracing::warn!(%error, "cannot release an idempotency key");
         }

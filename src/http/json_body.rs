@@ -4,46 +4,16 @@
 //! [`Price::parse`](crate::domain::money::Price::parse) exactly as the client wrote them, and
 //! "absent", `null` and a value stay three different things, as JSON merge patch needs.
 
-use std::fmt;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{Method, StatusCode, header};
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::error::{ApiError, FieldError};
+use super::error::{ApiError, FieldError, FieldErrors};
+pub use super::json_object::JsonObject;
+use super::json_object::MAX_KEPT_FIELDS;
+use crate::domain::number::{self, NumberError};
 use crate::domain::product::Invalid;
-
-/// A request body that is a JSON object, in the order its fields were sent.
-#[derive(Debug)]
-pub struct JsonObject {
-    entries: Vec<(String, Box<RawValue>)>,
-}
-
-impl<'de> Deserialize<'de> for JsonObject {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = JsonObject;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonObject, A::Error> {
-                let mut entries: Vec<(String, Box<RawValue>)> = Vec::new();
-                while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
-                    if entries.iter().any(|(k, _)| *k == key) {
-                        return Err(de::Error::custom(format!("duplicate field `{key}`")));
-                    }
-                    entries.push((key, value));
-                }
-                Ok(JsonObject { entries })
-            }
-        }
-        deserializer.deserialize_map(ObjectVisitor)
-    }
-}
 
 /// Whether a `Content-Type` is one of `accepted` (parameters allowed, charset only UTF-8).
 fn content_type_is(headers: &axum::http::HeaderMap, accepted: &[&str]) -> bool {
@@ -80,14 +50,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
                 ApiError::MalformedJson("the body could not be read".into())
             }
         })?;
-        serde_json::from_slice::<JsonObject>(&bytes).map_err(|error| match error.classify() {
-            serde_json::error::Category::Data => ApiError::Validation(vec![FieldError {
-                field: "body".into(),
-                code: "invalid_type",
-                message: error.to_string(),
-            }]),
-            _ => ApiError::MalformedJson(error.to_string()),
-        })
+        JsonObject::read(&bytes)
     }
 }
 
@@ -101,29 +64,23 @@ pub enum Slot {
 /// Reads fields out of a [`JsonObject`], collecting every problem instead of stopping at the
 /// first, then rejects what nobody read.
 pub struct Fields {
-    entries: Vec<(String, Box<RawValue>)>,
-    errors: Vec<FieldError>,
+    body: JsonObject,
+    errors: FieldErrors,
 }
 
 impl Fields {
     pub fn new(body: JsonObject) -> Self {
         Fields {
-            entries: body.entries,
-            errors: Vec::new(),
+            body,
+            errors: FieldErrors::default(),
         }
     }
 
     fn take(&mut self, name: &str) -> Slot {
-        match self.entries.iter().position(|(k, _)| k == name) {
+        match self.body.take(name) {
             None => Slot::Absent,
-            Some(index) => {
-                let (_, raw) = self.entries.remove(index);
-                if raw.get() == "null" {
-                    Slot::Null
-                } else {
-                    Slot::Value(raw)
-                }
-            }
+            Some(raw) if raw.get() == "null" => Slot::Null,
+            Some(raw) => Slot::Value(raw),
         }
     }
 
@@ -140,6 +97,9 @@ impl Fields {
         parse: impl FnOnce(&RawValue) -> Result<T, Invalid>,
     ) -> Option<T> {
         match self.take(name) {
+            // In a body past the kept fields, the field may have been sent after them: the
+            // body is refused for its size anyway, so say nothing false about this field.
+            Slot::Absent if self.body.overflowed() => None,
             Slot::Absent => self.record(name, Err(Invalid::new("required", "is required"))),
             Slot::Null => self.record(name, Err(null_not_allowed())),
             Slot::Value(raw) => {
@@ -182,48 +142,35 @@ impl Fields {
     }
 
     /// Ends the reading: any field left is unknown, or read-only when listed as such.
+    /// Past the listed errors the rest are only counted, so 100,000 unknown fields cost a
+    /// count, not 100,000 messages.
     pub fn finish(mut self, read_only: &[&str]) -> Result<(), ApiError> {
-        for (name, _) in std::mem::take(&mut self.entries) {
-            let invalid = if read_only.contains(&name.as_str()) {
-                Invalid::new("read_only", "is set by the server and cannot be written")
-            } else {
-                Invalid::new("unknown_field", "is not a field of this resource")
-            };
-            self.errors.push(FieldError::new(name, invalid));
+        if self.body.overflowed() {
+            self.errors.push(FieldError::new(
+                "body",
+                Invalid::new(
+                    "too_many_fields",
+                    format!("holds more than {MAX_KEPT_FIELDS} fields"),
+                ),
+            ));
         }
+        let (unread, overflow) = self.body.into_unread();
+        for name in unread {
+            self.errors.push_with(|| {
+                let invalid = if read_only.contains(&name.as_str()) {
+                    Invalid::new("read_only", "is set by the server and cannot be written")
+                } else {
+                    Invalid::new("unknown_field", "is not a field of this resource")
+                };
+                FieldError::new(name, invalid)
+            });
+        }
+        self.errors.count_unlisted(overflow);
         if self.errors.is_empty() {
             Ok(())
         } else {
             Err(ApiError::Validation(self.errors))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::decode::integer;
-    use serde_json::value::RawValue;
-
-    fn int(text: &str) -> Result<i64, &'static str> {
-        integer(&RawValue::from_string(text.to_owned()).unwrap()).map_err(|e| e.code)
-    }
-
-    #[test]
-    fn integers_follow_json_schema() {
-        assert_eq!(int("12"), Ok(12));
-        assert_eq!(int("-7"), Ok(-7));
-        assert_eq!(int("12.0"), Ok(12));
-        assert_eq!(int("2147483646.0"), Ok(2_147_483_646));
-        assert_eq!(int("1e2"), Ok(100));
-        assert_eq!(int("1.5e1"), Ok(15));
-        assert_eq!(int("-0.0"), Ok(0));
-        assert_eq!(int("1200e-2"), Ok(12));
-        assert_eq!(int("1.5"), Err("invalid_type"));
-        assert_eq!(int("1e-1"), Err("invalid_type"));
-        assert_eq!(int("\"3\""), Err("invalid_type"));
-        assert_eq!(int("true"), Err("invalid_type"));
-        assert_eq!(int("9223372036854775808"), Err("out_of_range"));
-        assert_eq!(int("1e30"), Err("out_of_range"));
     }
 }
 
@@ -235,7 +182,19 @@ fn null_not_allowed() -> Invalid {
 pub mod decode {
     use super::*;
 
+    /// A JSON string without NUL: PostgreSQL cannot store one in text, and no field of this
+    /// API has a use for it.
     pub fn string(raw: &RawValue) -> Result<String, Invalid> {
+        let text = string_with_nul(raw)?;
+        if text.contains('\0') {
+            return Err(Invalid::new("invalid_character", "must not contain NUL"));
+        }
+        Ok(text)
+    }
+
+    /// Any JSON string, NUL included: only for a value that is checked later by a rule of its
+    /// own (the login email, which a malformed value does not make a 422).
+    pub fn string_with_nul(raw: &RawValue) -> Result<String, Invalid> {
         serde_json::from_str::<String>(raw.get())
             .map_err(|_| Invalid::new("invalid_type", "must be a string"))
     }
@@ -248,47 +207,21 @@ pub mod decode {
         }
     }
 
-    /// A JSON number with an integral value (`3`, `3.0`, `3e2`: JSON Schema's `integer`);
-    /// `out_of_range` when it does not fit an i64.
+    /// A JSON number with an integral value (`3`, `3.0`, `3e2`: JSON Schema's `integer`), read
+    /// with the one number grammar; a fraction or a value past an i64 is `out_of_range`, so the
+    /// field's own range check sees only exact values.
     pub fn integer(raw: &RawValue) -> Result<i64, Invalid> {
-        let not_integer = || Invalid::new("invalid_type", "must be an integer");
         let text = raw.get();
         if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
-            return Err(not_integer());
+            return Err(Invalid::new("invalid_type", "must be an integer"));
         }
-        if let Ok(n) = text.parse::<i64>() {
-            return Ok(n);
+        let units = number::Decimal::parse(text).and_then(|d| d.to_units(0));
+        match units.map(i64::try_from) {
+            Ok(Ok(n)) => Ok(n),
+            Err(NumberError::Fraction) => Err(Invalid::new("out_of_range", "must be a whole number")),
+            Err(NumberError::Syntax) => Err(Invalid::new("invalid_type", "must be an integer")),
+            Ok(Err(_)) | Err(NumberError::OutOfRange) => Err(Invalid::new("out_of_range", "is out of range")),
         }
-        let (negative, unsigned) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
-            Some((m, e)) => (m, e.parse::<i64>().map_err(|_| not_integer())?),
-            None => (unsigned, 0),
-        };
-        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-        let digits = format!("{int_part}{frac_part}");
-        let scale = exponent - frac_part.len() as i64;
-        let significant = digits.trim_start_matches('0');
-        let trailing = significant.len() - significant.trim_end_matches('0').len();
-        if significant.is_empty() {
-            return Ok(0);
-        }
-        if scale + (trailing as i64) < 0 {
-            return Err(not_integer());
-        }
-        if significant.len() as i64 + scale > 19 {
-            return Err(Invalid::new("out_of_range", "is out of range"));
-        }
-        let value: i128 = if scale >= 0 {
-            significant.parse::<i128>().map_err(|_| not_integer())? * 10i128.pow(scale as u32)
-        } else {
-            let keep = (significant.len() as i64 + scale) as usize;
-            significant[..keep].parse::<i128>().map_err(|_| not_integer())?
-        };
-        let value = if negative { -value } else { value };
-        i64::try_from(value).map_err(|_| Invalid::new("out_of_range", "is out of range"))
     }
 
     /// Decimal text as the client wrote it, and whether it came as a JSON string or number.
@@ -312,3 +245,7 @@ pub mod decode {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "json_body_tests.rs"]
+mod tests;

@@ -5,7 +5,7 @@ use crate::domain::cursor::{CursorCodec, CursorState};
 use crate::domain::listing::{Filters, ListQuery, Page, SearchQuery, Sort};
 use crate::domain::money::Price;
 use crate::domain::product::Invalid;
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::{ApiError, FieldError, FieldErrors};
 
 use crate::http::pagination::{DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, bounded};
 
@@ -33,11 +33,12 @@ impl<'a> Raw<'a> {
     }
 }
 
-struct Errors(Vec<FieldError>);
+struct Errors(FieldErrors);
 
 impl Errors {
     fn add(&mut self, field: &str, code: &'static str, message: &str) {
-        self.0.push(FieldError::new(field, Invalid::new(code, message)));
+        self.0
+            .push_with(|| FieldError::new(field, Invalid::new(code, message)));
     }
 }
 
@@ -57,7 +58,7 @@ fn parse_price(errors: &mut Errors, field: &str, text: &str) -> Option<i64> {
 
 /// Parses the listing parameters. `pairs` are the decoded `key=value` pairs in order.
 pub fn parse(pairs: &[(String, String)], codec: &CursorCodec) -> Result<ListQuery, ApiError> {
-    let mut errors = Errors(Vec::new());
+    let mut errors = Errors(FieldErrors::default());
     let mut raw = Raw::default();
     for (key, value) in pairs {
         if !KNOWN.contains(&key.as_str()) {

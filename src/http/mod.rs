@@ -6,8 +6,10 @@ pub(crate) mod dto;
 mod envelope;
 pub mod error;
 mod extract;
+mod field_errors;
 mod idempotency;
 mod json_body;
+mod json_object;
 mod list_query;
 pub mod openapi;
 mod pagination;
@@ -142,4 +144,8 @@ pub fn metrics_router() -> Router {
     Router::new()
         .route("/metrics", get(routes::health::metrics))
         .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::map_response(|mut response: Response| async move {
+            envelope::set_security_headers(response.headers_mut(), false);
+            response
+        }))
 }

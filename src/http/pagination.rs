@@ -2,7 +2,7 @@
 //! (RFC 8288) every offset listing carries.
 
 use crate::domain::product::Invalid;
-use crate::http::error::{ApiError, FieldError};
+use crate::http::error::{ApiError, FieldError, FieldErrors};
 
 pub const DEFAULT_PER_PAGE: u64 = 20;
 pub const MAX_PER_PAGE: u64 = 100;
@@ -36,7 +36,7 @@ pub fn bounded(field: &str, text: &str, min: u64, max: u64) -> Result<u64, Field
 pub fn parse_offset_query(query: Option<&str>) -> Result<OffsetPage, ApiError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.unwrap_or("")).map_err(|_| ApiError::MalformedQuery)?;
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     let mut page = None;
     let mut per_page = None;
     for (key, value) in &pairs {
@@ -44,10 +44,12 @@ pub fn parse_offset_query(query: Option<&str>) -> Result<OffsetPage, ApiError> {
             "page" => &mut page,
             "per_page" => &mut per_page,
             _ => {
-                errors.push(FieldError::new(
-                    key.clone(),
-                    Invalid::new("unknown_parameter", "is not a parameter of this listing"),
-                ));
+                errors.push_with(|| {
+                    FieldError::new(
+                        key.clone(),
+                        Invalid::new("unknown_parameter", "is not a parameter of this listing"),
+                    )
+                });
                 continue;
             }
         };

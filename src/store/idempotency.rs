@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use tracing::instrument;
 
 use super::{Store, StoreError, Timestamp, on_db};
-use crate::domain::idempotency::{RETENTION, StoredResponse};
+use crate::domain::idempotency::{MAX_LIVE_KEYS, RETENTION, StoredResponse};
 
 /// What starting a keyed request found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub enum Begin {
     Mismatch,
     /// The first request with this key is still running.
     InFlight,
+    /// The caller already holds [`MAX_LIVE_KEYS`] live keys; the oldest expires after this long.
+    LimitReached(Duration),
 }
 
 /// Completes a key inside the transaction of the write it guards, so the write and its record
@@ -95,6 +97,61 @@ impl Store {
             .bind(stale_before)
             .execute(&mut *tx)
             .await?;
+            let existing: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE user_id = $1 AND key = $2")
+                    .bind(user_id)
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if existing == 0 {
+                // A new key: the caller's count is checked under a lock on the caller, so
+                // concurrent requests cannot each see room for one more. (SQLite's write
+                // transaction already excludes every other writer.)
+                if dialect == super::Dialect::Postgres {
+                    sqlx::query("SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE")
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                // Rows past retention still count until the hourly purge; a caller at the limit
+                // clears its own, when it has any, before the count that decides.
+                let count = "SELECT count(*) FROM (SELECT 1 FROM idempotency_keys WHERE user_id = $1 LIMIT $2) AS held";
+                let oldest = "SELECT min(created_at) FROM idempotency_keys WHERE user_id = $1";
+                let limit = i64::try_from(MAX_LIVE_KEYS).unwrap_or(i64::MAX);
+                let mut held: i64 = sqlx::query_scalar(count)
+                    .bind(user_id)
+                    .bind(limit)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if held >= limit {
+                    let mut first: Option<Timestamp> = sqlx::query_scalar(oldest)
+                        .bind(user_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if first.is_some_and(|t| t < expired_before) {
+                        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND created_at < $2")
+                            .bind(user_id)
+                            .bind(expired_before)
+                            .execute(&mut *tx)
+                            .await?;
+                        held = sqlx::query_scalar(count)
+                            .bind(user_id)
+                            .bind(limit)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        first = sqlx::query_scalar(oldest)
+                            .bind(user_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    }
+                    if held >= limit {
+                        tx.commit().await?;
+                        let expires = first.map_or(now.0, |t| t.0) + RETENTION;
+                        let wait = (expires - now.0).to_std().unwrap_or_default();
+                        return Ok(Begin::LimitReached(wait));
+                    }
+                }
+            }
             let inserted = sqlx::query(
                 "INSERT INTO idempotency_keys (user_id, key, fingerprint, state, created_at, updated_at) \
                  VALUES ($1, $2, $3, 'in_flight', $4, $4) ON CONFLICT (user_id, key) DO NOTHING",

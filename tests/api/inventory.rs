@@ -88,7 +88,7 @@ both_backends! {
         let path = format!("/api/v1/products/{id}/stock-adjustments");
         for (body, field, code) in [
             (json!({"delta": 0, "reason": "x"}), "delta", "zero"),
-            (json!({"delta": 1.5, "reason": "x"}), "delta", "invalid_type"),
+            (json!({"delta": 1.5, "reason": "x"}), "delta", "out_of_range"),
             (json!({"delta": "1", "reason": "x"}), "delta", "invalid_type"),
             (json!({"delta": 2147483648u64, "reason": "x"}), "delta", "out_of_range"),
             (json!({"reason": "x"}), "delta", "required"),

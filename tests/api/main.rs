@@ -10,6 +10,7 @@ mod deadlines;
 mod environment;
 mod errors;
 mod hostile_clients;
+mod hostile_input;
 mod inventory;
 mod listing;
 mod openapi;

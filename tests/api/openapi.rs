@@ -112,7 +112,8 @@ async fn swagger_ui_is_served_from_the_binary() {
 }
 
 /// Swagger UI rendered by a real headless Chromium that may reach nothing but our server: every
-/// operation's path is in the DOM, and a screenshot is kept under the build output.
+/// operation's path is in the DOM, nothing breaks the page's Content-Security-Policy, and a
+/// screenshot is kept under the build output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_renders_every_operation_in_headless_chromium() {
     let chromium = std::path::Path::new("/usr/bin/chromium");
@@ -141,6 +142,9 @@ async fn swagger_ui_renders_every_operation_in_headless_chromium() {
             "--disable-quic",
             "--virtual-time-budget=15000",
             "--window-size=1280,1800",
+            // The page's console goes to stderr: a CSP violation shows up there.
+            "--enable-logging=stderr",
+            "--v=0",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -148,15 +152,16 @@ async fn swagger_ui_renders_every_operation_in_headless_chromium() {
         args.push(format!("--user-data-dir={}", profile.path().display()));
         args.extend(extra);
         args.push(url.clone());
-        tokio::task::spawn_blocking(move || {
-            std::process::Command::new(chromium)
-                .args(args)
-                .stderr(std::process::Stdio::null())
-                .output()
-        })
+        tokio::task::spawn_blocking(move || std::process::Command::new(chromium).args(args).output())
     };
     let dom = run(vec!["--dump-dom".into()]).await.unwrap().unwrap();
+    let console = String::from_utf8_lossy(&dom.stderr).into_owned();
     let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    // /docs sends a strict Content-Security-Policy; Swagger UI must render under it untouched.
+    assert!(
+        !console.contains("Content Security Policy") && !console.contains("Content-Security-Policy"),
+        "a CSP violation on /docs: {console}"
+    );
     for path in spec["paths"].as_object().unwrap().keys() {
         assert!(
             dom.contains(&format!("data-path=\"{path}\"")),

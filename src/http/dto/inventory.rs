@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::domain::inventory::{Adjustment, Delta, Reason};
 use crate::http::dto::product::rfc3339;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, FieldErrors};
 use crate::http::json_body::{Fields, JsonObject, decode};
 
 /// `{"delta", "reason"}`.
@@ -15,7 +15,7 @@ pub fn parse_adjustment(body: JsonObject) -> Result<(Delta, Reason), ApiError> {
     fields.finish(&["id", "product_id", "stock_after", "actor", "created_at"])?;
     match (delta, reason) {
         (Some(delta), Some(reason)) => Ok((delta, reason)),
-        _ => Err(ApiError::Validation(Vec::new())),
+        _ => Err(ApiError::Validation(FieldErrors::default())),
     }
 }
 

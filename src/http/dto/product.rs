@@ -7,7 +7,7 @@ use crate::domain::money::Price;
 use crate::domain::product::{
     Description, Invalid, Product, ProductDraft, ProductName, ProductPatch, Sku, Stock,
 };
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, FieldErrors};
 use crate::http::json_body::{Fields, JsonObject, decode};
 
 /// Fields the server owns: sent back to us, they are rejected as read-only, not unknown.
@@ -51,7 +51,7 @@ pub fn parse_draft(body: JsonObject) -> Result<ProductDraft, ApiError> {
             stock,
         }),
         // finish() has already reported whatever made one of them missing.
-        _ => Err(ApiError::Validation(Vec::new())),
+        _ => Err(ApiError::Validation(FieldErrors::default())),
     }
 }
 

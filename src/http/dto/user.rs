@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::domain::user::{Email, Password, Role, User, UserChange};
 use crate::http::dto::product::rfc3339;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, FieldErrors};
 use crate::http::json_body::{Fields, JsonObject, decode};
 use crate::services::auth::TokenPair;
 
@@ -62,19 +62,21 @@ pub fn parse_registration(body: JsonObject) -> Result<(Email, Password), ApiErro
     fields.finish(&["id", "role", "disabled", "created_at"])?;
     match (email, password) {
         (Some(email), Some(password)) => Ok((email, password)),
-        _ => Err(ApiError::Validation(Vec::new())),
+        _ => Err(ApiError::Validation(FieldErrors::default())),
     }
 }
 
-/// `{"email", "password"}` for login: any strings; they are only compared.
+/// `{"email", "password"}` for login: any strings; they are only compared. A password holding
+/// NUL is a 422 like in every text field; the email is left to the login's own rule (API.md: a
+/// malformed login email gets the same 401 as a wrong password).
 pub fn parse_login(body: JsonObject) -> Result<(String, Password), ApiError> {
     let mut fields = Fields::new(body);
-    let email = fields.required("email", decode::string);
+    let email = fields.required("email", decode::string_with_nul);
     let password = fields.required("password", |raw| decode::string(raw).map(Password::offered));
     fields.finish(&[])?;
     match (email, password) {
         (Some(email), Some(password)) => Ok((email, password)),
-        _ => Err(ApiError::Validation(Vec::new())),
+        _ => Err(ApiError::Validation(FieldErrors::default())),
     }
 }
 
@@ -83,7 +85,7 @@ pub fn parse_refresh(body: JsonObject) -> Result<String, ApiError> {
     let mut fields = Fields::new(body);
     let token = fields.required("refresh_token", decode::string);
     fields.finish(&[])?;
-    token.ok_or_else(|| ApiError::Validation(Vec::new()))
+    token.ok_or_else(|| ApiError::Validation(FieldErrors::default()))
 }
 
 /// `{"role"?, "disabled"?}` from an admin.

@@ -174,7 +174,8 @@ pub struct IfMatchParams {
 #[allow(dead_code)]
 pub struct IdempotencyParams {
     /// Makes a retry safe: the same key with the same request within 24 h replays the first
-    /// answer; with another request it is a 422; while the first still runs, a 409.
+    /// answer; with another request it is a 422; while the first still runs, a 409. A caller
+    /// holds at most 10,000 live keys: past that a new key is a 429.
     #[param(
         rename = "Idempotency-Key",
         min_length = 1,
@@ -187,7 +188,11 @@ pub struct IdempotencyParams {
 /// The problems each operation can answer, besides 500 (and 503 when the database is down).
 const PROBLEMS: &[(&str, &str, &[u16])] = &[
     ("get", "/api/v1/products", &[400, 401]),
-    ("post", "/api/v1/products", &[400, 401, 403, 409, 413, 415, 422]),
+    (
+        "post",
+        "/api/v1/products",
+        &[400, 401, 403, 409, 413, 415, 422, 429],
+    ),
     ("get", "/api/v1/products/{id}", &[401, 404]),
     (
         "put",
@@ -203,7 +208,7 @@ const PROBLEMS: &[(&str, &str, &[u16])] = &[
     (
         "post",
         "/api/v1/products/{id}/stock-adjustments",
-        &[400, 401, 403, 404, 409, 413, 415, 422],
+        &[400, 401, 403, 404, 409, 413, 415, 422, 429],
     ),
     (
         "get",
@@ -243,7 +248,9 @@ fn problem_description(status: u16) -> &'static str {
         422 => {
             "Invalid body, every bad field named in `errors` (`/problems/validation`, `/problems/idempotency-key-reused`)"
         }
-        429 => "Too many failed logins or registrations; see Retry-After (`/problems/too-many-requests`)",
+        429 => {
+            "Too many failed logins or registrations, or too many live Idempotency-Keys; see Retry-After (`/problems/too-many-requests`, `/problems/idempotency-key-limit`)"
+        }
         500 => "Internal error; no internals are disclosed (`/problems/internal`)",
         503 => {
             "A dependency is unavailable, or too much work of this kind is running; see Retry-After (`/problems/unavailable`, `/problems/overloaded`)"
