@@ -163,6 +163,11 @@ impl Config {
             3_600_000,
         )?);
         let shutdown_grace = Duration::from_secs(number("TIENDA_SHUTDOWN_GRACE_SECS", 30, 0, 3600)?);
+        let search_parts = match get("TIENDA_SEARCH_PARTS") {
+            None => None,
+            Some(_) => Some(number("TIENDA_SEARCH_PARTS", 1, 1, 16)? as usize),
+        };
+        let search_split_min_id = number("TIENDA_SEARCH_SPLIT_MIN_ID", 10_000, 0, i64::MAX as u64)? as i64;
 
         let log_format = match get("TIENDA_LOG_FORMAT").as_deref() {
             None => LogFormat::detect(),
@@ -303,6 +308,8 @@ impl Config {
                 max_connections,
                 acquire_timeout,
                 statement_timeout,
+                search_parts,
+                search_split_min_id,
             },
             addr,
             environment,
@@ -395,6 +402,11 @@ mod tests {
                 "TIENDA_TRUSTED_PROXIES",
             ),
             (vec![("REDIS_URL", "nonsense")], "REDIS_URL"),
+            (vec![("TIENDA_SEARCH_PARTS", "0")], "TIENDA_SEARCH_PARTS"),
+            (
+                vec![("TIENDA_SEARCH_SPLIT_MIN_ID", "-1")],
+                "TIENDA_SEARCH_SPLIT_MIN_ID",
+            ),
             (vec![("TIENDA_METRICS_ADDR", "9100")], "TIENDA_METRICS_ADDR"),
             (
                 vec![("TIENDA_ENV", "production"), ("TIENDA_JWT_SECRET", "short")],
