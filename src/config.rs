@@ -174,6 +174,11 @@ impl Config {
         let idle_timeout = Duration::from_secs(number("TIENDA_IDLE_TIMEOUT_SECS", 60, 1, 3600)?);
         let max_open_connections = number("TIENDA_MAX_CONNECTIONS", 4096, 1, 1_000_000)? as usize;
         let search_concurrency = number("TIENDA_SEARCH_CONCURRENCY", 2 * cores, 1, 100_000)? as usize;
+        let search_parts = match get("TIENDA_SEARCH_PARTS") {
+            None => None,
+            Some(_) => Some(number("TIENDA_SEARCH_PARTS", 1, 1, 16)? as usize),
+        };
+        let search_split_min_id = number("TIENDA_SEARCH_SPLIT_MIN_ID", 10_000, 0, i64::MAX as u64)? as i64;
 
         let log_format = match get("TIENDA_LOG_FORMAT").as_deref() {
             None => LogFormat::detect(),
@@ -318,6 +323,8 @@ impl Config {
                 max_connections,
                 acquire_timeout,
                 statement_timeout,
+                search_parts,
+                search_split_min_id,
             },
             addr,
             environment,
@@ -423,6 +430,11 @@ mod tests {
                 "TIENDA_TRUSTED_PROXIES",
             ),
             (vec![("REDIS_URL", "nonsense")], "REDIS_URL"),
+            (vec![("TIENDA_SEARCH_PARTS", "0")], "TIENDA_SEARCH_PARTS"),
+            (
+                vec![("TIENDA_SEARCH_SPLIT_MIN_ID", "-1")],
+                "TIENDA_SEARCH_SPLIT_MIN_ID",
+            ),
             (vec![("TIENDA_METRICS_ADDR", "9100")], "TIENDA_METRICS_ADDR"),
             (vec![("TIENDA_METRICS_PUBLIC", "maybe")], "TIENDA_METRICS_PUBLIC"),
             (vec![("TIENDA_HASH_CONCURRENCY", "0")], "TIENDA_HASH_CONCURRENCY"),

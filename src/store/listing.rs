@@ -492,7 +492,10 @@ impl Store {
                         let max_id: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM products")
                             .fetch_one(reader)
                             .await?;
-                        relevance_parts(&query.page, parts, max_id.unwrap_or(0))
+                        let max_id = max_id.unwrap_or(0);
+                        (max_id >= self.search_split_min_id)
+                            .then(|| relevance_parts(&query.page, parts, max_id))
+                            .flatten()
                     }
                     _ => None,
                 };

@@ -70,6 +70,12 @@ pub struct PoolSettings {
     /// PostgreSQL cancels any statement that runs longer, SQLite a listing statement (see
     /// `deadline`), so a query whose request has given up cannot hold a pooled connection.
     pub statement_timeout: Duration,
+    /// Into how many id ranges a relevance search is split (`listing::RelevancePart`); `None`:
+    /// one per core, at most 4, on SQLite and 1 (no split) on PostgreSQL.
+    pub search_parts: Option<usize>,
+    /// A relevance search is split only when the highest product id reaches this: below it,
+    /// scoring every match costs less than the extra statements.
+    pub search_split_min_id: i64,
 }
 
 /// The SQL dialect a block is running against, for the few statements that differ.
@@ -136,8 +142,10 @@ pub struct Store {
     pub(crate) pool: Pool,
     /// Into how many id ranges a relevance search is split, each scored on its own connection
     /// at once (see `listing::RelevancePart`): SQLite runs a statement on one core. 1 on
-    /// PostgreSQL, which plans its own parallelism.
+    /// PostgreSQL, which plans its own parallelism (unless configured).
     pub(crate) search_parts: usize,
+    /// `PoolSettings::search_split_min_id`.
+    pub(crate) search_split_min_id: i64,
     /// The longest a listing statement may run (`PoolSettings::statement_timeout`).
     pub(crate) statement_timeout: Duration,
 }
@@ -184,16 +192,20 @@ impl Store {
                     .await?,
             ),
         };
-        let search_parts = match &pool {
-            Pool::Sqlite { .. } => std::thread::available_parallelism()
+        let search_parts = match (&pool, settings.search_parts) {
+            (_, Some(parts)) => parts,
+            (Pool::Sqlite { .. }, None) => std::thread::available_parallelism()
                 .map_or(1, usize::from)
-                .min(settings.max_connections as usize)
                 .clamp(1, 4),
-            Pool::Postgres(_) => 1,
-        };
+            (Pool::Postgres(_), None) => 1,
+        }
+        // Each part holds a connection at once.
+        .min(settings.max_connections as usize)
+        .max(1);
         Ok(Store {
             pool,
             search_parts,
+            search_split_min_id: settings.search_split_min_id,
             statement_timeout: settings.statement_timeout,
         })
     }
