@@ -18,7 +18,6 @@ pub(crate) mod routes;
 pub mod server;
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
@@ -122,21 +121,6 @@ pub fn metrics_on_api_port(config: &crate::config::Config) -> bool {
     observability.metrics_public
         || (observability.metrics_addr.is_none()
             && config.environment != crate::config::Environment::Production)
-}
-
-/// Limits of the HTTP layer, from configuration.
-#[derive(Debug, Clone)]
-pub struct HttpLimits {
-    pub body_limit: usize,
-    pub request_timeout: Duration,
-    /// A request head must arrive whole within this (`TIENDA_HEADER_TIMEOUT_SECS`).
-    pub header_timeout: Duration,
-    /// A keep-alive connection with no request for this long is closed.
-    pub idle_timeout: Duration,
-    /// Connections open at once (`TIENDA_MAX_CONNECTIONS`); more wait in the backlog.
-    pub max_connections: usize,
-    /// Relevance searches running at once (`TIENDA_SEARCH_CONCURRENCY`).
-    pub search_concurrency: usize,
 }
 
 /// The separate metrics listener's router (`TIENDA_METRICS_ADDR`).

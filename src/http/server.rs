@@ -23,8 +23,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::Service;
 
-use super::HttpLimits;
 use super::connection::serve_connection;
+use crate::config::HttpLimits;
 
 /// The per-connection limits of [`serve`].
 #[derive(Debug, Clone, Copy)]
