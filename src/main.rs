@@ -61,7 +61,7 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
                 println!("created user {id} ({email}, {role})");
                 ExitCode::SUCCESS
             }
-            Err(message) => fail(&message),
+            Err(error) => fail(&error.to_string()),
         },
     }
 }

@@ -7,7 +7,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::auth::AuthUser;
 use super::error::{ApiError, FieldError};
@@ -78,49 +78,47 @@ fn worth_keeping(status: StatusCode) -> bool {
         ))
 }
 
-pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Runs a keyed POST once: replays, refuses or runs it, and keeps its answer. Every refusal is
+/// an [`ApiError`].
+pub async fn middleware(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     if request.method() != Method::POST {
-        return next.run(request).await;
+        return Ok(next.run(request).await);
     }
     let Some(raw_key) = request.headers().get(&IDEMPOTENCY_KEY) else {
-        return next.run(request).await;
+        return Ok(next.run(request).await);
     };
-    let key = match IdempotencyKey::parse(raw_key.as_bytes()) {
-        Ok(key) => key,
-        Err(invalid) => {
-            return ApiError::InvalidHeader(vec![FieldError::new("Idempotency-Key", invalid)].into())
-                .into_response();
-        }
-    };
+    let key = IdempotencyKey::parse(raw_key.as_bytes()).map_err(|invalid| {
+        ApiError::InvalidHeader(vec![FieldError::new("Idempotency-Key", invalid)].into())
+    })?;
     let (mut parts, body) = request.into_parts();
     // Keys are scoped to the caller, so the caller must be known first.
-    let AuthUser(user) = match AuthUser::from_request_parts(&mut parts, &state).await {
-        Ok(user) => user,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let Ok(body) = to_bytes(body, state.config.http.body_limit).await else {
-        return ApiError::PayloadTooLarge.into_response();
-    };
+    let AuthUser(user) = AuthUser::from_request_parts(&mut parts, &state).await?;
+    let body = to_bytes(body, state.config.http.body_limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?;
     let path = parts.uri.path_and_query().map_or("", |p| p.as_str());
     let print = fingerprint(parts.method.as_str(), path, &body);
     let stale_after = state.config.http.request_timeout + Duration::from_secs(30);
     match state
         .store
         .begin_idempotent(user.id, key.as_str(), &print, stale_after)
-        .await
+        .await?
     {
-        Err(error) => return ApiError::from(error).into_response(),
-        Ok(Begin::Replay(stored)) => {
+        Begin::Replay(stored) => {
             let mut response = into_response(stored);
             response
                 .headers_mut()
                 .insert(IDEMPOTENT_REPLAYED.clone(), HeaderValue::from_static("true"));
-            return response;
+            return Ok(response);
         }
-        Ok(Begin::Mismatch) => return ApiError::IdempotencyKeyReused.into_response(),
-        Ok(Begin::InFlight) => return ApiError::IdempotencyKeyInUse.into_response(),
-        Ok(Begin::LimitReached(wait)) => return ApiError::IdempotencyKeyLimit(wait).into_response(),
-        Ok(Begin::Started) => {}
+        Begin::Mismatch => return Err(ApiError::IdempotencyKeyReused),
+        Begin::InFlight => return Err(ApiError::IdempotencyKeyInUse),
+        Begin::LimitReached(wait) => return Err(ApiError::IdempotencyKeyLimit(wait)),
+        Begin::Started => {}
     }
     parts.extensions.insert(IdempotencyContext {
         user_id: user.id,
@@ -133,16 +131,16 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         if let Err(error) = state.store.abandon_idempotent(user.id, key.as_str()).await {
             tracing::warn!(%error, "cannot release an idempotency key");
         }
-        return response;
+        return Ok(response);
     }
     if response.extensions().get::<CompletedInTransaction>().is_some() {
-        return response;
+        return Ok(response);
     }
     // Answers that wrote nothing (4xx) are stored on their own.
     let (parts, body) = response.into_parts();
-    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
+    let bytes = to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot read an answer to keep: {e}")))?;
     let headers = KEPT_HEADERS
         .iter()
         .filter_map(|name| {
@@ -161,5 +159,5 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     {
         tracing::warn!(%error, "cannot store an idempotent answer");
     }
-    Response::from_parts(parts, Body::from(bytes))
+    Ok(Response::from_parts(parts, Body::from(bytes)))
 }

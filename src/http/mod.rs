@@ -13,6 +13,7 @@ mod json_object;
 mod list_query;
 pub mod openapi;
 mod pagination;
+mod problem;
 pub mod request_context;
 pub(crate) mod routes;
 pub mod server;
@@ -35,8 +36,8 @@ use error::ApiError;
 use routes::{auth as auth_routes, health, inventory, products, users};
 
 /// Everything the server answers: the routes, then the layers every request passes through once
-/// (outermost first): the envelope (request id, span, metrics, log, problem bodies), panic
-/// recovery, compression, the body limit and the request timeout.
+/// (outermost first): the envelope (request id, span, metrics, log, problem bodies), the log of
+/// failures (inside the request's span), panic recovery, compression, the body limit and the request timeout.
 pub fn app(
     state: AppState,
 ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
@@ -51,6 +52,7 @@ pub fn app(
     );
     ServiceBuilder::new()
         .layer(envelope::EnvelopeLayer)
+        .layer(middleware::from_fn(error::log_failures))
         .layer(CatchPanicLayer::custom(envelope::panic_response))
         .layer(compression)
         .layer(DefaultBodyLimit::max(limits.body_limit))

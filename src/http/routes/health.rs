@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::http::error::Problem;
+use crate::http::error::ApiError;
 use crate::observability;
 use crate::state::AppState;
 
@@ -23,38 +23,17 @@ pub async fn live() -> Json<Value> {
 /// failed (a problem body with a `checks` member).
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses((status = 200, description = "Every dependency answers", body = crate::http::openapi::Ready)))]
-pub async fn ready(State(state): State<AppState>) -> Response {
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let results = observability::probe(&state.store, state.redis.as_ref(), Duration::from_secs(1)).await;
     let checks: Map<String, Value> = results
         .iter()
         .map(|(name, up)| (name.to_string(), Value::from(if *up { "up" } else { "down" })))
         .collect();
     if results.iter().all(|(_, up)| *up) {
-        return Json(json!({"status": "ready", "checks": checks})).into_response();
+        Ok(Json(json!({"status": "ready", "checks": checks})))
+    } else {
+        Err(ApiError::NotReady(checks))
     }
-    let failed: Vec<&str> = results
-        .iter()
-        .filter(|(_, up)| !up)
-        .map(|(name, _)| *name)
-        .collect();
-    let problem = Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "/problems/unavailable",
-        "A dependency is unavailable; try again shortly",
-    )
-    .detail(format!("not answering: {}", failed.join(", ")));
-    let mut body = serde_json::to_value(&problem).unwrap_or_default();
-    if let Some(object) = body.as_object_mut() {
-        object.insert("checks".into(), Value::Object(checks));
-    }
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(crate::http::error::PROBLEM_JSON),
-    );
-    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
 }
 
 /// Prometheus text format.
