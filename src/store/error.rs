@@ -20,6 +20,9 @@ pub enum StoreError {
     /// A keyset position whose value does not fit the sort key.
     #[error("invalid cursor position")]
     InvalidCursor,
+    /// The answer to keep for an idempotency key could not be rendered; nothing was written.
+    #[error("cannot render the answer to keep: {0}")]
+    Render(#[source] serde_json::Error),
     /// A stored row breaks a domain rule: the data was changed behind our back.
     #[error("corrupt row: {0}")]
     Corrupt(String),

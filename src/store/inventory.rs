@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 use tracing::instrument;
 
-use super::idempotency::{Completion, complete_in_transaction};
+use super::idempotency::{Completion, write_transaction};
 use super::{Conflict, Store, StoreError, Timestamp, on_db};
 use crate::domain::inventory::{Adjustment, Delta, Reason};
 
@@ -45,11 +45,10 @@ impl Store {
         delta: Delta,
         reason: &Reason,
         actor: Option<i64>,
-        completion: Option<Completion<'_, Adjustment>>,
+        completion: Option<Completion<Adjustment>>,
     ) -> Result<Adjustment, StoreError> {
         let now = Timestamp::now();
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
+        write_transaction!(self, completion, |tx, dialect| {
             let stock_after: Option<i64> = sqlx::query_scalar(
                 "UPDATE products SET stock = stock + $2, version = version + 1, updated_at = $3 \
                  WHERE id = $1 AND stock + $2 BETWEEN 0 AND 2147483647 RETURNING stock",
@@ -83,10 +82,7 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            let adjustment = Adjustment::from(row);
-            complete_in_transaction!(tx, completion, &adjustment, now);
-            tx.commit().await?;
-            Ok(adjustment)
+            Ok(Adjustment::from(row))
         })
     }
 

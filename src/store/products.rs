@@ -4,7 +4,7 @@ use sqlx::FromRow;
 use tracing::instrument;
 
 use super::error::is_unique_violation;
-use super::idempotency::{Completion, complete_in_transaction};
+use super::idempotency::{Completion, write_transaction};
 use super::{Conflict, Store, StoreError, Timestamp, on_db};
 use crate::domain::etag::Precondition;
 use crate::domain::money::Price;
@@ -102,11 +102,10 @@ impl Store {
         &self,
         draft: &ProductDraft,
         actor: Option<i64>,
-        completion: Option<Completion<'_, Product>>,
+        completion: Option<Completion<Product>>,
     ) -> Result<Product, StoreError> {
         let now = Timestamp::now();
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
+        write_transaction!(self, completion, |tx, dialect| {
             let row: ProductRow = sqlx::query_as(INSERT_PRODUCT)
                 .bind(draft.sku.as_ref().map(Sku::as_str))
                 .bind(draft.name.as_str())
@@ -126,10 +125,7 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            let product = Product::try_from(row)?;
-            complete_in_transaction!(tx, completion, &product, now);
-            tx.commit().await?;
-            Ok(product)
+            Product::try_from(row)
         })
     }
 
@@ -156,8 +152,7 @@ impl Store {
         change: impl FnOnce(&ProductDraft) -> ProductDraft,
     ) -> Result<Product, StoreError> {
         let now = Timestamp::now();
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
+        write_transaction!(self, |tx, dialect| {
             let current: Option<ProductRow> =
                 sqlx::query_as(dialect.pick(SELECT_PRODUCT, SELECT_PRODUCT_FOR_UPDATE))
                     .bind(id)
@@ -191,7 +186,6 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await?;
             Product::try_from(row)
         })
     }
@@ -199,8 +193,7 @@ impl Store {
     /// Deletes a product when `precondition` holds. Its ledger goes with it (ON DELETE CASCADE).
     #[instrument(name = "db.delete_product", skip_all, fields(product_id = id), err(level = "debug"))]
     pub async fn delete_product(&self, id: i64, precondition: &Precondition) -> Result<(), StoreError> {
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
+        write_transaction!(self, |tx, dialect| {
             let version: Option<i64> = sqlx::query_scalar(dialect.pick(
                 "SELECT version FROM products WHERE id = $1",
                 "SELECT version FROM products WHERE id = $1 FOR UPDATE",
@@ -216,7 +209,6 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
             Ok(())
         })
     }

@@ -7,21 +7,24 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::instrument;
 
-use crate::domain::idempotency::StoredResponse;
 use crate::domain::inventory::Adjustment;
 use crate::http::auth::RequireStaff;
 use crate::http::dto::inventory::{AdjustmentResponse, parse_adjustment};
 use crate::http::error::ApiError;
 use crate::http::extract::ResourceId;
-use crate::http::idempotency::{CompletedInTransaction, IdempotencyContext, into_response, stored};
+use crate::http::idempotency::{IdempotencyContext, respond, stored_json};
 use crate::http::json_body::JsonObject;
 use crate::http::pagination::{offset_links, parse_offset_query, with_links};
 use crate::state::AppState;
+use crate::store::idempotency::StoredResponse;
 
-fn render(adjustment: &Adjustment) -> StoredResponse {
-    let body = serde_json::to_vec(&AdjustmentResponse::from(adjustment.clone())).unwrap_or_default();
-    let headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    stored(StatusCode::CREATED, headers, body)
+/// An applied adjustment as answered and kept for idempotent replay.
+fn render(adjustment: &Adjustment) -> Result<StoredResponse, serde_json::Error> {
+    stored_json(
+        StatusCode::CREATED,
+        &AdjustmentResponse::from(adjustment.clone()),
+        &[],
+    )
 }
 
 #[utoipa::path(post, path = "/api/v1/products/{id}/stock-adjustments", tag = "inventory",
@@ -38,17 +41,15 @@ pub async fn adjust_stock(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let (delta, reason) = parse_adjustment(body)?;
-    let completion = idempotency.as_ref().map(|ctx| ctx.completion(&render));
-    let adjustment = state
-        .store
-        .adjust_stock(id.0, delta, &reason, Some(user.id), completion)
-        .await?;
-    crate::observability::stock_adjusted(adjustment.delta);
-    let mut response = into_response(render(&adjustment));
-    if idempotency.is_some() {
-        response.extensions_mut().insert(CompletedInTransaction);
-    }
-    Ok(response)
+    respond(idempotency, render, |completion| async move {
+        let adjustment = state
+            .store
+            .adjust_stock(id.0, delta, &reason, Some(user.id), completion)
+            .await?;
+        crate::observability::stock_adjusted(adjustment.delta);
+        Ok(adjustment)
+    })
+    .await
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -8,33 +8,32 @@ use serde::Serialize;
 use tracing::instrument;
 
 use crate::domain::etag::{self, Precondition};
-use crate::domain::idempotency::StoredResponse;
 use crate::domain::listing::{ListQuery, Page};
 use crate::domain::product::Product;
 use crate::http::auth::{ReadAccess, RequireStaff};
 use crate::http::dto::product::{ProductResponse, parse_draft, parse_patch};
 use crate::http::error::ApiError;
 use crate::http::extract::{IfNoneMatch, ResourceId};
-use crate::http::idempotency::{CompletedInTransaction, IdempotencyContext, into_response, stored};
+use crate::http::idempotency::{IdempotencyContext, respond, stored_json};
 use crate::http::json_body::JsonObject;
 use crate::http::list_query;
 use crate::http::pagination::{OffsetPage, link, offset_links, with_links};
+use crate::store::idempotency::StoredResponse;
 
 const PRODUCTS_PATH: &str = "/api/v1/products";
 use crate::state::AppState;
 
-/// A product answer as stored for idempotent replay and as sent: JSON with its `ETag`, and
-/// `Location` when created.
-fn render(status: StatusCode, product: &Product) -> StoredResponse {
-    let body = serde_json::to_vec(&ProductResponse::from(product.clone())).unwrap_or_default();
-    let mut headers = vec![
-        ("content-type".to_owned(), "application/json".to_owned()),
-        ("etag".to_owned(), etag::for_version(product.version)),
-    ];
-    if status == StatusCode::CREATED {
-        headers.push(("location".to_owned(), format!("{PRODUCTS_PATH}/{}", product.id)));
-    }
-    stored(status, headers, body)
+/// A created product as answered and kept for idempotent replay: JSON with its `ETag` and
+/// `Location`.
+fn render_created(product: &Product) -> Result<StoredResponse, serde_json::Error> {
+    stored_json(
+        StatusCode::CREATED,
+        &ProductResponse::from(product.clone()),
+        &[
+            ("etag", etag::for_version(product.version)),
+            ("location", format!("{PRODUCTS_PATH}/{}", product.id)),
+        ],
+    )
 }
 
 /// A product answer sent directly (reads and updates, which are never replayed): JSON with its
@@ -61,17 +60,10 @@ pub async fn create_product(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let draft = parse_draft(body)?;
-    let render_created = |product: &Product| render(StatusCode::CREATED, product);
-    let completion = idempotency.as_ref().map(|ctx| ctx.completion(&render_created));
-    let product = state
-        .store
-        .create_product(&draft, Some(user.id), completion)
-        .await?;
-    let mut response = into_response(render_created(&product));
-    if idempotency.is_some() {
-        response.extensions_mut().insert(CompletedInTransaction);
-    }
-    Ok(response)
+    respond(idempotency, render_created, |completion| {
+        state.store.create_product(&draft, Some(user.id), completion)
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products",
