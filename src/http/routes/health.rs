@@ -19,8 +19,10 @@ pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Whether every dependency answers.
+///
 /// 200 when every configured dependency answers within a second, else 503 naming the one that
-/// failed (a problem body with a `checks` member).
+/// failed (a problem body with a checks member).
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses((status = 200, description = "Every dependency answers", body = crate::http::openapi::Ready)))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

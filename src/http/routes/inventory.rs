@@ -27,7 +27,9 @@ fn render(adjustment: &Adjustment) -> Result<StoredResponse, serde_json::Error> 
     )
 }
 
+/// Adjust the stock of a product, writing a ledger row.
 #[utoipa::path(post, path = "/api/v1/products/{id}/stock-adjustments", tag = "inventory",
+    extensions(("x-problems" = json!([400,401,403,404,409,413,415,422,429]))),
     request_body = crate::http::openapi::schemas::StockAdjustmentRequest,
     params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::IdempotencyParams),
     responses((status = 201, description = "Applied", body = AdjustmentResponse)),
@@ -61,7 +63,9 @@ pub struct LedgerPage {
     total_pages: u64,
 }
 
+/// List the stock ledger of a product, newest first.
 #[utoipa::path(get, path = "/api/v1/products/{id}/stock-adjustments", tag = "inventory",
+    extensions(("x-problems" = json!([400,401,403,404]))),
     params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::PageParams),
     responses((status = 200, description = "The ledger, newest first", body = LedgerPage)),
     security(("bearer" = [])))]

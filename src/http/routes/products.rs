@@ -47,7 +47,9 @@ fn product_response(status: StatusCode, product: Product) -> Response {
     response
 }
 
+/// Create a product.
 #[utoipa::path(post, path = "/api/v1/products", tag = "products",
+    extensions(("x-problems" = json!([400,401,403,409,413,415,422,429]))),
     request_body = crate::http::openapi::schemas::ProductWriteRequest,
     params(crate::http::openapi::IdempotencyParams),
     responses((status = 201, description = "Created", body = ProductResponse)),
@@ -66,7 +68,9 @@ pub async fn create_product(
     .await
 }
 
+/// Read a product.
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products",
+    extensions(("x-problems" = json!([401,404]))),
     params(("id" = i64, Path, description = "The product id", minimum = 1), ("If-None-Match" = Option<String>, Header, description = "An ETag you hold: 304 when it is still current")),
     responses((status = 200, description = "The product", body = ProductResponse),
         (status = 304, description = "Not modified: the ETag you sent is current")),
@@ -90,7 +94,9 @@ pub async fn get_product(
     Ok(product_response(StatusCode::OK, product))
 }
 
+/// Replace a product.
 #[utoipa::path(put, path = "/api/v1/products/{id}", tag = "products",
+    extensions(("x-problems" = json!([400,401,403,404,409,412,413,415,422]))),
     request_body = crate::http::openapi::schemas::ProductWriteRequest,
     params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::IfMatchParams),
     responses((status = 200, description = "Replaced", body = ProductResponse)),
@@ -111,7 +117,9 @@ pub async fn replace_product(
     Ok(product_response(StatusCode::OK, product))
 }
 
+/// Change some fields of a product (JSON merge patch).
 #[utoipa::path(patch, path = "/api/v1/products/{id}", tag = "products",
+    extensions(("x-problems" = json!([400,401,403,404,409,412,413,415,422]))),
     request_body(content(
         (crate::http::openapi::schemas::ProductPatchRequest = "application/merge-patch+json"),
         (crate::http::openapi::schemas::ProductPatchRequest = "application/json"))),
@@ -136,7 +144,9 @@ pub async fn patch_product(
     Ok(product_response(StatusCode::OK, product))
 }
 
+/// Delete a product and its ledger.
 #[utoipa::path(delete, path = "/api/v1/products/{id}", tag = "products",
+    extensions(("x-problems" = json!([401,403,404,412]))),
     params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::IfMatchParams),
     responses((status = 204, description = "Deleted, with its ledger")),
     security(("bearer" = [])))]
@@ -170,7 +180,9 @@ pub struct ProductCursorPage {
     next_cursor: Option<String>,
 }
 
+/// List products: filtered, searched, sorted, paged by offset or cursor.
 #[utoipa::path(get, path = "/api/v1/products", tag = "products",
+    extensions(("x-problems" = json!([400,401]))),
     params(crate::http::openapi::ListParams),
     responses((status = 200, description = "An offset page (page/per_page) or a keyset page (limit/cursor)",
         body = crate::http::openapi::ProductListing)),

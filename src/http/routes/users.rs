@@ -23,7 +23,9 @@ pub struct UserPage {
     total_pages: u64,
 }
 
+/// List users (admin).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    extensions(("x-problems" = json!([400,401,403]))),
     params(crate::http::openapi::PageParams),
     responses((status = 200, description = "Users by id", body = UserPage)),
     security(("bearer" = [])))]
@@ -48,7 +50,9 @@ pub async fn list_users(
     Ok(with_links(response, &links))
 }
 
+/// Change the role or status of a user (admin).
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
+    extensions(("x-problems" = json!([400,401,403,404,409,413,415,422]))),
     request_body = crate::http::openapi::schemas::UserPatchRequest,
     params(("id" = i64, Path, description = "The user id", minimum = 1)),
     responses((status = 200, description = "The user", body = UserResponse)),
