@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::domain::product::Invalid;
 use crate::domain::user::{Email, Password, Role};
-use crate::services::auth::AuthError;
+use crate::services::accounts::AuthError;
 use crate::startup::{StartupError, auth_service, open_store};
 use crate::store::StoreError;
 

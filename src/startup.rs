@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::domain::cursor::CursorCodec;
 use crate::http::server::{ConnectionLimits, serve};
 use crate::limits::Gate;
-use crate::services::auth::AuthService;
+use crate::services::accounts::AuthService;
 use crate::state::{AppState, Shared};
 use crate::store::{Store, StoreError};
 

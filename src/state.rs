@@ -7,7 +7,7 @@ use redis::aio::ConnectionManager;
 use crate::config::Config;
 use crate::domain::cursor::CursorCodec;
 use crate::limits::Gate;
-use crate::services::auth::AuthService;
+use crate::services::accounts::AuthService;
 use crate::store::Store;
 
 /// Cloned for every request (axum's `State`), so a clone is one reference count.

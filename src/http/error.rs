@@ -11,7 +11,7 @@ pub use super::problem::{PROBLEM_JSON, Problem};
 use crate::auth::password::HashError;
 use crate::domain::product::Invalid;
 use crate::limits::Overloaded;
-use crate::services::auth::AuthError;
+use crate::services::accounts::AuthError;
 use crate::store::{Conflict, StoreError};
 
 /// Every way a request can fail. Handlers, extractors and middleware return these; only

@@ -9,7 +9,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::auth::AuthUser;
+use super::caller::AuthUser;
 use super::error::{ApiError, FieldError};
 use crate::domain::idempotency::{IdempotencyKey, fingerprint};
 use crate::state::AppState;

@@ -1,6 +1,6 @@
 //! The one place that knows axum: the router, its layers, extractors and error rendering.
 
-mod auth;
+mod caller;
 mod connection;
 pub(crate) mod dto;
 mod envelope;

@@ -8,7 +8,7 @@ use super::{Conflict, Store, StoreError, Timestamp, on_db};
 use crate::domain::inventory::{Adjustment, Delta, Reason};
 
 #[derive(Debug, FromRow)]
-struct LedgerRow {
+pub(crate) struct LedgerRow {
     id: i64,
     product_id: i64,
     delta: i64,
@@ -32,7 +32,35 @@ impl From<LedgerRow> for Adjustment {
     }
 }
 
-const LEDGER_COLUMNS: &str = "id, product_id, delta, stock_after, reason, actor_id, created_at";
+/// The columns of a ledger row, in the order [`LedgerRow`] reads them.
+macro_rules! ledger_columns {
+    () => {
+        "id, product_id, delta, stock_after, reason, actor_id, created_at"
+    };
+}
+const LEDGER_COLUMNS: &str = ledger_columns!();
+
+pub(crate) const INSERT_LEDGER: &str = concat!(
+    "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+    ledger_columns!()
+);
+
+/// Writes one ledger row inside the transaction `$tx` and yields it (a future of
+/// `Result<LedgerRow, sqlx::Error>`): every stock change, whatever wrote it, goes through here.
+macro_rules! insert_ledger {
+    ($tx:expr, product: $product:expr, delta: $delta:expr, stock_after: $after:expr, reason: $reason:expr, actor: $actor:expr, at: $now:expr) => {
+        sqlx::query_as::<_, $crate::store::inventory::LedgerRow>($crate::store::inventory::INSERT_LEDGER)
+            .bind($product)
+            .bind($delta)
+            .bind($after)
+            .bind($reason)
+            .bind($actor)
+            .bind($now)
+            .fetch_one(&mut *$tx)
+    };
+}
+pub(crate) use insert_ledger;
 
 impl Store {
     /// Adds `delta` to a product's stock when the result stays within 0..=2147483647, bumps its
@@ -70,17 +98,8 @@ impl Store {
                     (Some(_), false) => StoreError::Conflict(Conflict::StockLimit),
                 });
             };
-            let row: LedgerRow = sqlx::query_as(
-                "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, product_id, delta, stock_after, reason, actor_id, created_at",
-            )
-            .bind(product_id)
-            .bind(delta.units())
-            .bind(stock_after)
-            .bind(reason.as_str())
-            .bind(actor)
-            .bind(now)
-            .fetch_one(&mut *tx)
+            let row = insert_ledger!(tx, product: product_id, delta: delta.units(), stock_after: stock_after,
+                reason: reason.as_str(), actor: actor, at: now)
             .await?;
             Ok(Adjustment::from(row))
         })

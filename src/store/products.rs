@@ -5,6 +5,7 @@ use tracing::instrument;
 
 use super::error::is_unique_violation;
 use super::idempotency::{Completion, write_transaction};
+use super::inventory::insert_ledger;
 use super::{Conflict, Store, StoreError, Timestamp, on_db};
 use crate::domain::etag::Precondition;
 use crate::domain::money::Price;
@@ -88,8 +89,6 @@ const UPDATE_PRODUCT: &str = concat!(
      version = version + 1, updated_at = $7 WHERE id = $1 RETURNING ",
     product_columns!()
 );
-const INSERT_LEDGER: &str = "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// Why a ledger row was written by a product write (stock adjustments carry the client's reason).
 pub const REASON_INITIAL: &str = "initial stock";
@@ -116,15 +115,9 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_write_error)?;
-            sqlx::query(INSERT_LEDGER)
-                .bind(row.id)
-                .bind(row.stock)
-                .bind(row.stock)
-                .bind(REASON_INITIAL)
-                .bind(actor)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            insert_ledger!(tx, product: row.id, delta: row.stock, stock_after: row.stock,
+                reason: REASON_INITIAL, actor: actor, at: now)
+            .await?;
             Product::try_from(row)
         })
     }
@@ -176,15 +169,9 @@ impl Store {
                 .map_err(map_write_error)?;
             let delta = draft.stock.units() - current.draft.stock.units();
             if delta != 0 {
-                sqlx::query(INSERT_LEDGER)
-                    .bind(id)
-                    .bind(delta)
-                    .bind(row.stock)
-                    .bind(REASON_MANUAL_SET)
-                    .bind(actor)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                insert_ledger!(tx, product: id, delta: delta, stock_after: row.stock,
+                    reason: REASON_MANUAL_SET, actor: actor, at: now)
+                .await?;
             }
             Product::try_from(row)
         })

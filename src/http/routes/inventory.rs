@@ -4,17 +4,16 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use tracing::instrument;
 
 use crate::domain::inventory::Adjustment;
-use crate::http::auth::RequireStaff;
+use crate::http::caller::RequireStaff;
 use crate::http::dto::inventory::{AdjustmentResponse, parse_adjustment};
 use crate::http::error::ApiError;
 use crate::http::extract::ResourceId;
 use crate::http::idempotency::{IdempotencyContext, respond, stored_json};
 use crate::http::json_body::JsonObject;
-use crate::http::pagination::{offset_links, parse_offset_query, with_links};
+use crate::http::pagination::{PageBody, offset_links, parse_offset_query, with_links};
 use crate::state::AppState;
 use crate::store::idempotency::StoredResponse;
 
@@ -54,14 +53,8 @@ pub async fn adjust_stock(
     .await
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct LedgerPage {
-    items: Vec<AdjustmentResponse>,
-    page: u64,
-    per_page: u64,
-    total: u64,
-    total_pages: u64,
-}
+/// An offset page of the ledger.
+pub type LedgerPage = PageBody<AdjustmentResponse>;
 
 /// List the stock ledger of a product, newest first.
 #[utoipa::path(get, path = "/api/v1/products/{id}/stock-adjustments", tag = "inventory",
@@ -81,16 +74,12 @@ pub async fn list_stock_adjustments(
         .store
         .list_ledger(id.0, page.per_page, page.offset())
         .await?;
-    let total_pages = total.div_ceil(page.per_page);
-    let path = format!("/api/v1/products/{}/stock-adjustments", id.0);
-    let links = offset_links(&path, &[], page, total_pages);
-    let response = Json(LedgerPage {
-        items: rows.into_iter().map(AdjustmentResponse::from).collect(),
-        page: page.page,
-        per_page: page.per_page,
+    let body = LedgerPage::new(
+        rows.into_iter().map(AdjustmentResponse::from).collect(),
+        page,
         total,
-        total_pages,
-    })
-    .into_response();
-    Ok(with_links(response, &links))
+    );
+    let path = format!("/api/v1/products/{}/stock-adjustments", id.0);
+    let links = offset_links(&path, &[], page, body.total_pages());
+    Ok(with_links(Json(body).into_response(), &links))
 }

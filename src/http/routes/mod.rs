@@ -2,7 +2,7 @@
 //! document are both built from it, so a handler cannot be served undocumented or documented
 //! unserved.
 
-pub mod auth;
+pub mod accounts;
 pub mod health;
 pub mod inventory;
 pub mod products;
@@ -35,11 +35,11 @@ pub(crate) fn table(
             products::patch_product,
             products::delete_product
         ))
-        .routes(routes!(auth::register))
-        .routes(routes!(auth::login))
-        .routes(routes!(auth::refresh))
-        .routes(routes!(auth::logout))
-        .routes(routes!(auth::me))
+        .routes(routes!(accounts::register))
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::refresh))
+        .routes(routes!(accounts::logout))
+        .routes(routes!(accounts::me))
         .routes(routes!(users::list_users))
         .routes(routes!(users::update_user))
         .routes(routes!(health::live))

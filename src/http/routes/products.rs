@@ -10,14 +10,14 @@ use tracing::instrument;
 use crate::domain::etag::{self, Precondition};
 use crate::domain::listing::{ListQuery, Page};
 use crate::domain::product::Product;
-use crate::http::auth::{ReadAccess, RequireStaff};
+use crate::http::caller::{ReadAccess, RequireStaff};
 use crate::http::dto::product::{ProductResponse, parse_draft, parse_patch};
 use crate::http::error::ApiError;
 use crate::http::extract::{IfNoneMatch, ResourceId};
 use crate::http::idempotency::{IdempotencyContext, respond, stored_json};
 use crate::http::json_body::JsonObject;
 use crate::http::list_query;
-use crate::http::pagination::{OffsetPage, link, offset_links, with_links};
+use crate::http::pagination::{OffsetPage, PageBody, link, offset_links, with_links};
 use crate::store::idempotency::StoredResponse;
 
 const PRODUCTS_PATH: &str = "/api/v1/products";
@@ -161,15 +161,8 @@ pub async fn delete_product(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// An offset page.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ProductPage {
-    items: Vec<ProductResponse>,
-    page: u64,
-    per_page: u64,
-    total: u64,
-    total_pages: u64,
-}
+/// An offset page of products.
+pub type ProductPage = PageBody<ProductResponse>;
 
 /// A keyset page.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -208,16 +201,9 @@ pub async fn list_products(
     let base = list_query::filter_query(&query.filters, query.sort, explicit_sort);
     let (response, links) = match query.page {
         Page::Offset { page, per_page } => {
-            let total = listed.total.unwrap_or_default();
-            let total_pages = total.div_ceil(per_page);
-            let links = offset_links(PRODUCTS_PATH, &base, OffsetPage { page, per_page }, total_pages);
-            let body = ProductPage {
-                items,
-                page,
-                per_page,
-                total,
-                total_pages,
-            };
+            let at = OffsetPage { page, per_page };
+            let body = ProductPage::new(items, at, listed.total.unwrap_or_default());
+            let links = offset_links(PRODUCTS_PATH, &base, at, body.total_pages());
             (Json(body).into_response(), Some(links))
         }
         Page::Keyset { limit, .. } => {

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::instrument;
 
-use crate::http::auth::AuthUser;
+use crate::http::caller::AuthUser;
 use crate::http::dto::user::{TokenResponse, UserResponse, parse_login, parse_refresh, parse_registration};
 use crate::http::error::ApiError;
 use crate::http::json_body::JsonObject;
