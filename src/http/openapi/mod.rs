@@ -229,13 +229,11 @@ fn build() -> Value {
                         json!({"type": "string"}),
                     );
                 }
-                if status == "200"
-                    && method == "get"
-                    && matches!(
-                        path.as_str(),
-                        "/api/v1/products" | "/api/v1/users" | "/api/v1/products/{id}/stock-adjustments"
-                    )
-                {
+                // Every listing answers a page (a `…Page` schema, or `ProductListing`, either page
+                // shape) and links its neighbours.
+                let body = response["content"]["application/json"]["schema"]["$ref"].as_str();
+                let paged = body.is_some_and(|r| r.ends_with("Page") || r.ends_with("Listing"));
+                if status == "200" && method == "get" && paged {
                     response["headers"]["Link"] = header(
                         "RFC 8288 links: first, prev, next, last (next for keyset pages)",
                         json!({"type": "string"}),
