@@ -33,6 +33,7 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Migrate the database, then serve the HTTP API until SIGTERM or Ctrl-C (the default).
@@ -44,6 +45,7 @@ pub enum Command {
     Users(UsersCommand),
 }
 
+/// `tienda users …`.
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Create a user. The password is read from a prompt, or from stdin with --password-stdin;

@@ -104,6 +104,7 @@ pub async fn auth_service(
 }
 
 impl Application {
+    /// Connects, migrates, bootstraps the admin and binds the listeners.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let store = open_store(&config).await?;
         let redis = connect_redis(&config).await?;

@@ -15,6 +15,7 @@ use crate::store::Store;
 pub struct AppState(Arc<Shared>);
 
 impl AppState {
+    /// State around what is shared.
     pub fn new(shared: Shared) -> Self {
         AppState(Arc::new(shared))
     }
@@ -28,6 +29,7 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// What every request shares: configuration, store, services and gates.
 pub struct Shared {
     pub store: Store,
     pub config: Arc<Config>,

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use super::counters::{Attempt, Counted, Table, reserve};
 use crate::domain::user::Email;
 
+/// How many failed logins and registrations are tolerated, and over which window.
 #[derive(Debug, Clone)]
 pub struct ThrottleSettings {
     pub window: Duration,
@@ -40,6 +41,7 @@ struct Tables {
     registration: Table,
 }
 
+/// Counts failed logins and registrations per email and per client, in memory or in Redis.
 #[derive(Clone)]
 pub struct LoginThrottle {
     settings: ThrottleSettings,
@@ -132,6 +134,7 @@ return 0
 ";
 
 impl LoginThrottle {
+    /// A throttle for one process: counters in memory.
     pub fn in_memory(settings: ThrottleSettings) -> Self {
         let local = Tables {
             email: Table::new(settings.window),
@@ -146,6 +149,7 @@ impl LoginThrottle {
         }
     }
 
+    /// A throttle shared by every process through Redis.
     pub fn redis(settings: ThrottleSettings, redis: ConnectionManager) -> Self {
         LoginThrottle {
             redis: Some(redis),

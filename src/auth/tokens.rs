@@ -12,6 +12,7 @@ use crate::domain::user::{Role, User};
 /// Seconds of clock skew tolerated on `exp`.
 pub const LEEWAY_SECS: u64 = 5;
 
+/// What an access token says: who, with which role, until when.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
     pub sub: String,
@@ -21,6 +22,7 @@ pub struct Claims {
     pub jti: String,
 }
 
+/// Why a token could not be issued or was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("cannot sign a token: {0}")]
@@ -45,6 +47,7 @@ impl std::fmt::Debug for AccessTokens {
 }
 
 impl AccessTokens {
+    /// Keys derived from the server secret; tokens live for `ttl`.
     pub fn new(secret: &[u8], ttl: std::time::Duration) -> Result<Self, TokenError> {
         let encoding = EncodingKey::from_secret(secret).map_err(|e| TokenError::Sign(e.to_string()))?;
         let decoding = DecodingKey::from_secret(secret).map_err(|e| TokenError::Sign(e.to_string()))?;
@@ -63,6 +66,7 @@ impl AccessTokens {
         })
     }
 
+    /// A signed access token for `user`, issued at `now`.
     pub fn issue(&self, user: &User, now: DateTime<Utc>) -> Result<String, TokenError> {
         let claims = Claims {
             sub: user.id.to_string(),

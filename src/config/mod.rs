@@ -16,14 +16,17 @@ use crate::store::{ConnectOptions, PoolSettings};
 use crate::telemetry::LogFormat;
 use vars::Vars;
 
+/// Where the data lives when `DATABASE_URL` is unset.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tienda.db";
 
+/// Development (lenient defaults) or production (secrets required, metrics private).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
     Development,
     Production,
 }
 
+/// Every setting, read once at start.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database: ConnectOptions,
@@ -75,6 +78,7 @@ pub struct ObservabilitySettings {
     pub otlp: bool,
 }
 
+/// Tokens, bootstrap admin, proxies, throttling and hashing.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub access_token_ttl: Duration,
@@ -100,8 +104,10 @@ pub struct Secret {
 }
 
 impl Secret {
+    /// The shortest secret accepted, in bytes.
     pub const MIN_LEN: usize = 32;
 
+    /// The key material, for deriving keys; never log it.
     pub fn expose(&self) -> &[u8] {
         &self.bytes
     }

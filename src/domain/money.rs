@@ -27,6 +27,7 @@ pub enum MoneyError {
 }
 
 impl MoneyError {
+    /// The stable code of the error.
     pub fn code(self) -> &'static str {
         match self {
             MoneyError::InvalidFormat => "invalid_format",
@@ -37,6 +38,7 @@ impl MoneyError {
 }
 
 impl Price {
+    /// A price of `cents`, if within 0..=100000000000.
     pub fn from_cents(cents: i64) -> Result<Self, MoneyError> {
         if (0..=MAX_PRICE_CENTS).contains(&cents) {
             Ok(Price(cents))
@@ -45,6 +47,7 @@ impl Price {
         }
     }
 
+    /// The price in cents.
     pub fn cents(self) -> i64 {
         self.0
     }

@@ -14,6 +14,7 @@ use crate::observability;
 use crate::store::refresh_tokens::{Lifetime, Logout, Rotation};
 use crate::store::{Store, StoreError};
 
+/// Why an account operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// Wrong password, unknown email or disabled account: one answer for all three.
@@ -40,6 +41,7 @@ pub struct TokenPair {
     pub refresh_token: String,
 }
 
+/// Accounts and sessions: hashing, tokens, throttling and the store behind them.
 #[derive(Clone, Debug)]
 pub struct AuthService {
     store: Store,
@@ -75,10 +77,12 @@ impl AuthService {
         }
     }
 
+    /// The password hasher.
     pub fn passwords(&self) -> &Passwords {
         &self.passwords
     }
 
+    /// The login and registration throttle.
     pub fn throttle(&self) -> &LoginThrottle {
         &self.throttle
     }

@@ -92,6 +92,7 @@ const UPDATE_PRODUCT: &str = concat!(
 
 /// Why a ledger row was written by a product write (stock adjustments carry the client's reason).
 pub const REASON_INITIAL: &str = "initial stock";
+/// The reason of a ledger row written by a PUT or PATCH that changes the stock.
 pub const REASON_MANUAL_SET: &str = "manual set";
 
 impl Store {
@@ -122,6 +123,7 @@ impl Store {
         })
     }
 
+    /// A product by id.
     #[instrument(name = "db.get_product", skip_all, fields(product_id = id), err(level = "debug"))]
     pub async fn get_product(&self, id: i64) -> Result<Product, StoreError> {
         on_db!(self, |reader, _writer, _dialect| {

@@ -42,6 +42,7 @@ fn map_write_error(error: sqlx::Error) -> StoreError {
 }
 
 impl Store {
+    /// Inserts a user; a taken email is a conflict.
     #[instrument(name = "db.create_user", skip_all, err(level = "debug"))]
     pub async fn create_user(
         &self,
@@ -86,6 +87,7 @@ impl Store {
         })
     }
 
+    /// A user by id.
     #[instrument(name = "db.get_user", skip_all, fields(user_id = id), err(level = "debug"))]
     pub async fn get_user(&self, id: i64) -> Result<User, StoreError> {
         on_db!(self, |reader, _writer, _dialect| {

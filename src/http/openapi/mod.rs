@@ -59,12 +59,14 @@ pub enum ProductListing {
     Keyset(ProductCursorPage),
 }
 
+/// The body of `/health/live`.
 #[derive(Serialize, ToSchema)]
 pub struct Live {
     #[schema(example = "ok")]
     status: String,
 }
 
+/// The body of `/health/ready` when every dependency answers.
 #[derive(Serialize, ToSchema)]
 pub struct Ready {
     #[schema(example = "ready")]

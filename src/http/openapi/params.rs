@@ -89,6 +89,7 @@ pub enum SortParam {
     UpdatedAtDesc,
 }
 
+/// The `If-Match` header of conditional writes.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
@@ -98,6 +99,7 @@ pub struct IfMatchParams {
     if_match: Option<String>,
 }
 
+/// The `Idempotency-Key` header of creating POSTs.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
