@@ -5,6 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use tracing::instrument;
 
+use super::idempotency::write_transaction;
 use super::{Store, StoreError, Timestamp, on_db};
 
 /// What presenting a refresh token led to.
@@ -114,8 +115,7 @@ impl Store {
         lifetime: Lifetime,
     ) -> Result<Rotation, StoreError> {
         let now = Timestamp::now();
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
+        write_transaction!(self, |tx, dialect| {
             let found: Option<TokenRow> =
                 sqlx::query_as(dialect.pick(select_token!(""), select_token!(" FOR UPDATE OF t")))
                     .bind(old_hash)
@@ -169,7 +169,6 @@ impl Store {
             .bind(family_started_at)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
             Ok(Rotation::Rotated { user_id })
         })
     }
@@ -178,8 +177,7 @@ impl Store {
     #[instrument(name = "db.revoke_refresh_family", skip_all, err(level = "debug"))]
     pub async fn revoke_refresh_family(&self, token_hash: &str) -> Result<Logout, StoreError> {
         let now = Timestamp::now();
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
+        write_transaction!(self, |tx, dialect| {
             let found: Option<(String, Option<Timestamp>)> = sqlx::query_as(dialect.pick(
                 "SELECT family, used_at FROM refresh_tokens WHERE token_hash = $1",
                 "SELECT family, used_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
@@ -195,7 +193,6 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
             Ok(if used_at.is_some() {
                 Logout::SpentTokenReused
             } else {

@@ -4,6 +4,7 @@ use sqlx::FromRow;
 use tracing::instrument;
 
 use super::error::is_unique_violation;
+use super::idempotency::write_transaction;
 use super::{Conflict, Store, StoreError, Timestamp, on_db};
 use crate::domain::user::{Email, Role, User, UserChange};
 
@@ -126,8 +127,7 @@ impl Store {
     #[instrument(name = "db.update_user", skip_all, fields(user_id = id), err(level = "debug"))]
     pub async fn update_user(&self, id: i64, change: &UserChange) -> Result<User, StoreError> {
         let now = Timestamp::now();
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
+        write_transaction!(self, |tx, dialect| {
             let current: Option<UserRow> = sqlx::query_as(dialect.pick(
                 "SELECT id, email, role, disabled, created_at FROM users WHERE id = $1",
                 "SELECT id, email, role, disabled, created_at FROM users WHERE id = $1 FOR UPDATE",
@@ -171,7 +171,6 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
             User::try_from(row)
         })
     }
