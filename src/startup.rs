@@ -30,9 +30,11 @@ pub enum StartupError {
     #[error("cannot connect to Redis: {0}")]
     Redis(#[source] redis::RedisError),
     #[error("cannot set up authentication: {0}")]
-    Auth(String),
+    Hashing(#[source] crate::auth::password::HashError),
+    #[error("cannot set up authentication: {0}")]
+    Tokens(#[source] crate::auth::tokens::TokenError),
     #[error("cannot create the first admin: {0}")]
-    Bootstrap(String),
+    Bootstrap(#[source] crate::services::accounts::AuthError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -85,9 +87,9 @@ pub async fn auth_service(
 ) -> Result<AuthService, StartupError> {
     let passwords = Passwords::new(config.auth.hash_concurrency)
         .await
-        .map_err(|e| StartupError::Auth(e.to_string()))?;
+        .map_err(StartupError::Hashing)?;
     let tokens = AccessTokens::new(config.secret.expose(), config.auth.access_token_ttl)
-        .map_err(|e| StartupError::Auth(e.to_string()))?;
+        .map_err(StartupError::Tokens)?;
     let settings = config.auth.throttle.clone();
     let throttle = match redis {
         Some(redis) => LoginThrottle::redis(settings, redis.clone()),
@@ -113,7 +115,7 @@ impl Application {
             let created = auth
                 .ensure_admin(email, password.clone())
                 .await
-                .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+                .map_err(StartupError::Bootstrap)?;
             if created {
                 tracing::info!(email = email.as_str(), "first admin created");
             }
