@@ -85,10 +85,23 @@ const SELECT_PRODUCT_FOR_UPDATE: &str = concat!(
     " FROM products WHERE id = $1 FOR UPDATE"
 );
 const UPDATE_PRODUCT: &str = concat!(
-    "UPDATE products SET sku = $2, name = $3, description = $4, price_cents = $5, stock = $6, \
-     version = version + 1, updated_at = $7 WHERE id = $1 RETURNING ",
+    "UPDATE products SET sku = $1, name = $2, description = $3, price_cents = $4, stock = $5, \
+     version = version + 1, updated_at = $6 WHERE id = $7 RETURNING ",
     product_columns!()
 );
+
+/// Binds a draft's columns as `$1` to `$5`, in the order [`INSERT_PRODUCT`] and
+/// [`UPDATE_PRODUCT`] take them.
+macro_rules! bind_draft {
+    ($query:expr, $draft:expr) => {
+        $query
+            .bind($draft.sku.as_ref().map(Sku::as_str))
+            .bind($draft.name.as_str())
+            .bind($draft.description.as_ref().map(Description::as_str))
+            .bind($draft.price.cents())
+            .bind($draft.stock.units())
+    };
+}
 
 /// Why a ledger row was written by a product write (stock adjustments carry the client's reason).
 pub const REASON_INITIAL: &str = "initial stock";
@@ -106,12 +119,7 @@ impl Store {
     ) -> Result<Product, StoreError> {
         let now = Timestamp::now();
         write_transaction!(self, completion, |tx, dialect| {
-            let row: ProductRow = sqlx::query_as(INSERT_PRODUCT)
-                .bind(draft.sku.as_ref().map(Sku::as_str))
-                .bind(draft.name.as_str())
-                .bind(draft.description.as_ref().map(Description::as_str))
-                .bind(draft.price.cents())
-                .bind(draft.stock.units())
+            let row: ProductRow = bind_draft!(sqlx::query_as(INSERT_PRODUCT), draft)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await
@@ -158,14 +166,9 @@ impl Store {
                 return Err(StoreError::PreconditionFailed);
             }
             let draft = change(&current.draft);
-            let row: ProductRow = sqlx::query_as(UPDATE_PRODUCT)
-                .bind(id)
-                .bind(draft.sku.as_ref().map(Sku::as_str))
-                .bind(draft.name.as_str())
-                .bind(draft.description.as_ref().map(Description::as_str))
-                .bind(draft.price.cents())
-                .bind(draft.stock.units())
+            let row: ProductRow = bind_draft!(sqlx::query_as(UPDATE_PRODUCT), draft)
                 .bind(now)
+                .bind(id)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_write_error)?;
