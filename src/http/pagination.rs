@@ -148,6 +148,20 @@ impl<T> PageBody<T> {
         }
     }
 
+    /// The answer: this page as JSON, with the `Link` header of `path`'s neighbouring pages.
+    pub fn answer(self, path: &str) -> axum::response::Response
+    where
+        T: Serialize,
+    {
+        use axum::response::IntoResponse;
+        let at = OffsetPage {
+            page: self.page,
+            per_page: self.per_page,
+        };
+        let links = offset_links(path, &[], at, self.total_pages);
+        with_links(axum::Json(self).into_response(), &links)
+    }
+
     /// How many pages the listing has.
     pub fn total_pages(&self) -> u64 {
         self.total_pages

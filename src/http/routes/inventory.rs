@@ -1,9 +1,8 @@
 //! `/api/v1/products/{id}/stock-adjustments`: change stock atomically, read the ledger.
 
-use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tracing::instrument;
 
 use crate::domain::inventory::Adjustment;
@@ -13,7 +12,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::ResourceId;
 use crate::http::idempotency::{IdempotencyContext, respond, stored_json};
 use crate::http::json_body::JsonObject;
-use crate::http::pagination::{PageBody, offset_links, parse_offset_query, with_links};
+use crate::http::pagination::{PageBody, parse_offset_query};
 use crate::state::AppState;
 use crate::store::idempotency::StoredResponse;
 
@@ -79,7 +78,5 @@ pub async fn list_stock_adjustments(
         page,
         total,
     );
-    let path = format!("/api/v1/products/{}/stock-adjustments", id.0);
-    let links = offset_links(&path, &[], page, body.total_pages());
-    Ok(with_links(Json(body).into_response(), &links))
+    Ok(body.answer(&format!("/api/v1/products/{}/stock-adjustments", id.0)))
 }

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tracing::instrument;
 
 use crate::http::caller::RequireAdmin;
@@ -10,7 +10,7 @@ use crate::http::dto::user::{UserResponse, parse_user_change};
 use crate::http::error::ApiError;
 use crate::http::extract::ResourceId;
 use crate::http::json_body::JsonObject;
-use crate::http::pagination::{PageBody, offset_links, parse_offset_query, with_links};
+use crate::http::pagination::{PageBody, parse_offset_query};
 use crate::state::AppState;
 
 /// An offset page of users.
@@ -31,8 +31,7 @@ pub async fn list_users(
     let page = parse_offset_query(query.as_deref())?;
     let (users, total) = state.store.list_users(page.per_page, page.offset()).await?;
     let body = UserPage::new(users.into_iter().map(UserResponse::from).collect(), page, total);
-    let links = offset_links("/api/v1/users", &[], page, body.total_pages());
-    Ok(with_links(Json(body).into_response(), &links))
+    Ok(body.answer("/api/v1/users"))
 }
 
 /// Change the role or status of a user (admin).
