@@ -39,6 +39,9 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 }
 
 /// Prometheus text format.
+///
+/// The process's metrics in the Prometheus text exposition format. In production it is
+/// served on the API's port only with `TIENDA_METRICS_PUBLIC=true` (else on `TIENDA_METRICS_ADDR`).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics() -> Response {
