@@ -29,6 +29,7 @@ Configuration comes from the environment (see README.md for all of it):
 #[derive(Debug, Parser)]
 #[command(name = "tienda", version, about, after_help = CONFIGURATION)]
 pub struct Cli {
+    /// What to do; `serve` when absent.
     #[command(subcommand)]
     pub command: Option<Command>,
 }

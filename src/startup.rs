@@ -23,18 +23,25 @@ use crate::store::{Store, StoreError};
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// The database does not answer.
     #[error("cannot connect to the database: {0}")]
     Database(#[source] StoreError),
+    /// A migration failed.
     #[error("cannot migrate the database: {0}")]
     Migrate(#[source] StoreError),
+    /// Redis does not answer.
     #[error("cannot connect to Redis: {0}")]
     Redis(#[source] redis::RedisError),
+    /// The password hasher cannot start.
     #[error("cannot set up authentication: {0}")]
     Hashing(#[source] crate::auth::password::HashError),
+    /// The token keys cannot be made.
     #[error("cannot set up authentication: {0}")]
     Tokens(#[source] crate::auth::tokens::TokenError),
+    /// The first admin cannot be created.
     #[error("cannot create the first admin: {0}")]
     Bootstrap(#[source] crate::services::accounts::AuthError),
+    /// The address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

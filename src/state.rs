@@ -31,12 +31,15 @@ impl std::ops::Deref for AppState {
 
 /// What every request shares: configuration, store, services and gates.
 pub struct Shared {
+    /// The database.
     pub store: Store,
+    /// The settings.
     pub config: Arc<Config>,
     /// Signs listing cursors with a key derived from the server secret.
     pub cursors: CursorCodec,
     /// Bounds the relevance searches running at once (`TIENDA_SEARCH_CONCURRENCY`).
     pub searches: Gate,
+    /// Accounts and sessions.
     pub auth: AuthService,
     /// The shared Redis, when `REDIS_URL` is set.
     pub redis: Option<ConnectionManager>,

@@ -18,20 +18,28 @@ use crate::store::{Conflict, StoreError};
 /// [`ApiError::into_response`] picks the status and the headers that go with it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The body's fields are invalid (422).
     #[error("request body is invalid")]
     Validation(FieldErrors),
+    /// Query parameters are invalid (400).
     #[error("query parameters are invalid")]
     InvalidQuery(FieldErrors),
+    /// A header is invalid (400).
     #[error("invalid request header")]
     InvalidHeader(FieldErrors),
+    /// The query string does not decode (400).
     #[error("malformed query string")]
     MalformedQuery,
+    /// The body is not JSON (400); the reason is quoted.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
+    /// The body is not of the expected media type (415).
     #[error("unsupported media type")]
     UnsupportedMediaType(&'static str),
+    /// The body is over the limit (413).
     #[error("payload too large")]
     PayloadTooLarge,
+    /// No such resource or route (404).
     #[error("not found")]
     NotFound,
     /// No credentials were presented.
@@ -40,18 +48,25 @@ pub enum ApiError {
     /// A bearer token or refresh token that is malformed, expired, revoked or replayed.
     #[error("invalid token")]
     InvalidToken,
+    /// Wrong email or password (401).
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Authenticated but not allowed (403).
     #[error("forbidden")]
     Forbidden,
+    /// Too many attempts; retry after this (429).
     #[error("too many requests")]
     TooManyRequests(Duration),
+    /// A named conflict with the stored state (409).
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
+    /// `If-Match` does not hold (412).
     #[error("precondition failed")]
     PreconditionFailed,
+    /// The key's first request is still running (409).
     #[error("idempotency key in use")]
     IdempotencyKeyInUse,
+    /// The key was used for another request (422).
     #[error("idempotency key reused with another request")]
     IdempotencyKeyReused,
     /// The caller holds the most live idempotency keys allowed; the oldest expires after this.
@@ -67,6 +82,7 @@ pub enum ApiError {
     /// no slot freed within the wait.
     #[error("overloaded")]
     Overloaded,
+    /// Our fault (500); the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(#[source] anyhow::Error),
 }

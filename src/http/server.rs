@@ -29,8 +29,11 @@ use crate::config::HttpLimits;
 /// The per-connection limits of [`serve`].
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
+    /// How long a request head may take to arrive.
     pub header_timeout: Duration,
+    /// How long a keep-alive connection may sit idle.
     pub idle_timeout: Duration,
+    /// Connections served at once.
     pub max_connections: usize,
 }
 
