@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -151,6 +152,7 @@ impl Application {
                 auth,
                 redis,
                 store,
+                draining: Arc::new(AtomicBool::new(false)),
                 config: Arc::new(config),
             }),
         })
@@ -197,6 +199,21 @@ impl Application {
                 grace,
             )));
         }
+        // First stop being ready but keep serving (each answer closing its connection), so a
+        // load balancer moves the traffic elsewhere before anything is refused; then close.
+        let drain = state.config.shutdown_drain;
+        let draining = state.draining.clone();
+        let shutdown = async move {
+            shutdown.await;
+            if !drain.is_zero() {
+                draining.store(true, Ordering::SeqCst);
+                tracing::info!(
+                    drain_secs = drain.as_secs(),
+                    "shutting down: not ready, still serving for the drain period"
+                );
+                tokio::time::sleep(drain).await;
+            }
+        };
         let app = crate::http::app(state);
         serve(listener, app, limits, shutdown, grace).await;
         background.iter().for_each(JoinHandle::abort);

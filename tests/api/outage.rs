@@ -1,0 +1,285 @@
+//! A dependency going away under a running server. The test stops a PostgreSQL of its own
+//! (initdb in a temporary folder, a free port), never the shared one: tienda answers 503 with
+//! `Retry-After` meanwhile, quickly, reports not ready, and recovers by itself once the database
+//! is back, without a restart.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{PG_ENV, required_env};
+use crate::process::{ADMIN, serve};
+
+/// A throw-away PostgreSQL cluster; stopped (immediately) when dropped.
+struct OwnPostgres {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+fn postgres_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL's binaries are installed under /usr/lib/postgresql when PostgreSQL tests run")
+        .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().expect("an initdb under /usr/lib/postgresql/*/bin")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl OwnPostgres {
+    fn start() -> Self {
+        let bin = postgres_bin();
+        let dir = tempfile::tempdir().unwrap();
+        // PostgreSQL refuses to run as root: as root, the cluster belongs to `postgres`.
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        let data = dir.path().join("data");
+        let status = as_postgres(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "initdb failed");
+        let cluster = OwnPostgres {
+            bin,
+            port: free_port(),
+            dir,
+        };
+        cluster.pg_ctl_start();
+        cluster
+    }
+
+    fn pg_ctl(&self) -> Command {
+        let mut command = as_postgres(&self.bin.join("pg_ctl"));
+        command
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .stdout(std::process::Stdio::null());
+        command
+    }
+
+    fn pg_ctl_start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=8MB",
+            self.port,
+            self.dir.path().display()
+        );
+        let status = self
+            .pg_ctl()
+            .args(["-w", "-t", "30", "-o", &options, "-l"])
+            .arg(self.dir.path().join("log"))
+            .arg("start")
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl start failed: {}", self.log());
+    }
+
+    fn stop(&self, mode: &str) {
+        let status = self
+            .pg_ctl()
+            .args(["-w", "-t", "30", "-m", mode, "stop"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl stop failed: {}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl().args(["-m", "immediate", "stop"]).status();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+fn as_postgres(program: &Path) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// What an outage must look like: 503, a problem body, `Retry-After`, and no waiting past the
+/// pool's acquire timeout (far inside the request timeout).
+async fn assert_unavailable(response: reqwest::Response, what: &str, took: Duration) {
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");
+    assert!(took < Duration::from_secs(8), "{what} took {took:?}");
+    let headers = response.headers().clone();
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/problem+json",
+        "{what}"
+    );
+    assert!(headers.get("retry-after").is_some(), "{what}: no Retry-After");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "/problems/unavailable", "{what}: {body}");
+    assert_eq!(body["status"], 503, "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tienda_test_postgres),
+    ignore = "set TIENDA_TEST_DATABASE_URL to run the PostgreSQL tests"
+)]
+async fn a_postgres_outage_is_503_with_retry_after_and_recovers_without_a_restart() {
+    required_env(PG_ENV);
+    let pg = OwnPostgres::start();
+    let work = tempfile::tempdir().unwrap();
+    let url = pg.url();
+    let (mut server, addr) = serve(
+        work.path(),
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("TIENDA_DB_TIMEOUT_SECS", "2"),
+            ("TIENDA_REQUEST_TIMEOUT_SECS", "10"),
+        ],
+    );
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": ADMIN.0, "password": ADMIN.1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let create = |sku: &str| {
+        client
+            .post(format!("{base}/api/v1/products"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "outage", "price": "1.00", "stock": 1, "sku": sku}))
+    };
+    let created = create("BEFORE").send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = created.json::<Value>().await.unwrap()["id"].clone();
+    let product = format!("{base}/api/v1/products/{id}");
+
+    // A fast shutdown terminates the pooled connections: the next statement on each fails with
+    // 57P01 or an I/O error, and new connections are refused.
+    pg.stop("fast");
+    for round in 0..2 {
+        for (what, request) in [
+            ("GET product", client.get(&product)),
+            ("GET list", client.get(format!("{base}/api/v1/products"))),
+            ("POST product", create(&format!("DURING-{round}"))),
+            (
+                "POST stock adjustment",
+                client
+                    .post(format!("{product}/stock-adjustments"))
+                    .bearer_auth(&token)
+                    .json(&json!({"delta": 1, "reason": "outage"})),
+            ),
+        ] {
+            let started = Instant::now();
+            let response = request.send().await.unwrap();
+            assert_unavailable(response, what, started.elapsed()).await;
+        }
+    }
+    let started = Instant::now();
+    let ready = client.get(format!("{base}/health/ready")).send().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.headers().get("retry-after").is_some());
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["database"], "down", "{body}");
+    let live = client.get(format!("{base}/health/live")).send().await.unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+
+    pg.pg_ctl_start();
+    let back = Instant::now();
+    loop {
+        let status = client.get(&product).send().await.unwrap().status();
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(back.elapsed() < Duration::from_secs(20), "no recovery in 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = client.get(format!("{base}/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(
+        create("AFTER").send().await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "the server exited instead of riding out the outage"
+    );
+}
+
+/// The drain period (`TIENDA_SHUTDOWN_DRAIN_SECS`): after SIGTERM the instance says it is not
+/// ready but keeps accepting and answering, each answer closing its connection, and only then
+/// closes its listener and exits.
+#[test]
+fn sigterm_drains_not_ready_but_serving_then_closes() {
+    use std::io::{Read, Write};
+    let work = tempfile::tempdir().unwrap();
+    let (mut server, addr) = serve(work.path(), &[("TIENDA_SHUTDOWN_DRAIN_SECS", "2")]);
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
+        let mut response = String::new();
+        // Read to the end: only a connection the server closes ends this read.
+        stream.read_to_string(&mut response)?;
+        Ok::<String, std::io::Error>(response)
+    };
+    let signalled = Instant::now();
+    crate::process::signal(&server, "TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    let ready = get("/health/ready").unwrap();
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+    assert!(ready.contains("shutting down"), "{ready}");
+    let live = get("/health/live").unwrap();
+    assert!(live.starts_with("HTTP/1.1 200"), "{live}");
+    assert!(live.to_ascii_lowercase().contains("connection: close"), "{live}");
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "exited during the drain period"
+    );
+    let status = crate::process::wait_with_timeout(&mut server, Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let took = signalled.elapsed();
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert!(get("/health/live").is_err(), "still accepting after exit");
+}
