@@ -11,14 +11,17 @@ ARG RUST_VERSION=1.95
 ARG DEBIAN=bookworm
 
 FROM rust:${RUST_VERSION}-slim-${DEBIAN} AS builder
-# release for images; deploy/check.sh runs the same step with the dev profile.
+# release for images; deploy/check.sh runs the same steps with the dev profile.
 ARG PROFILE=release
 WORKDIR /app
+# Spelled out so every step names the same place (deploy/docker_steps.py points it at the
+# CI's own target directory when it runs these steps outside Docker).
+ENV CARGO_TARGET_DIR=/app/target
 
 # Dependencies only: a stub crate with the real manifest and lock file.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY migrations ./migrations
-RUN mkdir src \
+RUN mkdir -p src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
     && cargo build --locked --profile "$PROFILE" --bin tienda \
@@ -28,8 +31,9 @@ RUN mkdir src \
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
     && cargo build --locked --profile "$PROFILE" --bin tienda \
-    && mkdir -p /out \
-    && cp "target/$(if [ "$PROFILE" = dev ]; then echo debug; else echo "$PROFILE"; fi)/tienda" /out/tienda
+    && mkdir -p out \
+    && cp "$CARGO_TARGET_DIR/$(if [ "$PROFILE" = dev ]; then echo debug; else echo "$PROFILE"; fi)/tienda" out/tienda \
+    && out/tienda --version
 
 FROM debian:${DEBIAN}-slim AS runtime
 # curl answers the HEALTHCHECK; ca-certificates for TLS to managed databases and OTLP endpoints.
@@ -37,9 +41,11 @@ FROM debian:${DEBIAN}-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /var/lib/tienda --create-home tienda
-COPY --from=builder /out/tienda /usr/local/bin/tienda
-USER tienda
+    && groupadd --system --gid 10001 tienda \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/tienda --create-home tienda
+COPY --from=builder /app/out/tienda /usr/local/bin/tienda
+# By number: the host and orchestrators can tell it is not root without the image's passwd.
+USER 10001:10001
 WORKDIR /var/lib/tienda
 ENV TIENDA_ENV=production \
     TIENDA_LOG_FORMAT=json \
@@ -49,6 +55,6 @@ ENV TIENDA_ENV=production \
 EXPOSE 8080
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD curl -fsS "http://127.0.0.1:${PORT}/health/live" || exit 1
+    CMD ["sh", "-c", "curl -fsS \"http://127.0.0.1:${PORT}/health/live\" || exit 1"]
 ENTRYPOINT ["/usr/local/bin/tienda"]
 CMD ["serve"]
