@@ -193,9 +193,26 @@ async fn a_postgres_outage_is_503_with_retry_after_and_recovers_without_a_restar
     let id = created.json::<Value>().await.unwrap()["id"].clone();
     let product = format!("{base}/api/v1/products/{id}");
 
-    // A fast shutdown terminates the pooled connections: the next statement on each fails with
-    // 57P01 or an I/O error, and new connections are refused.
+    // A statement running when the server goes down: a read waits on a lock held by another
+    // session; the fast shutdown then ends its backend with FATAL 57P01 (admin shutdown).
+    let mut locker = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let blocked = tokio::spawn(client.get(&product).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!blocked.is_finished(), "the read did not wait for the lock");
+
+    // A fast shutdown terminates every session: the pooled connections' next statement fails
+    // with 57P01 or an I/O error, and new connections are refused.
+    let started = Instant::now();
     pg.stop("fast");
+    let response = blocked.await.unwrap().unwrap();
+    assert_unavailable(response, "a read in flight at the shutdown", started.elapsed()).await;
+    drop(locker);
     for round in 0..2 {
         for (what, request) in [
             ("GET product", client.get(&product)),
