@@ -467,7 +467,20 @@ class Drills:
         self.summary = []  # (name, ok, figures)
         self.failed = False
 
-    def report(self, name, ok, figures):
+    def nginx_log(self):
+        """Lines of nginx's access log so far: `status method upstream_addr upstream_status time`."""
+        try:
+            with open(f"{self.stack.base}/nginx/access.log") as f:
+                return f.readlines()
+        except OSError:
+            return []
+
+    def report(self, name, ok, figures, log_from=None):
+        if log_from is not None:
+            # Requests nginx passed to a second instance after the first failed (its
+            # $upstream_addr lists both): failures the client never saw.
+            lines = self.nginx_log()[log_from:]
+            figures["nginx_retried"] = sum(1 for line in lines if ", " in line.split(" ", 2)[2])
         self.summary.append((name, ok, figures))
         self.failed |= not ok
         log(f"{name}: {'OK' if ok else 'FAILED'} {json.dumps(figures)}")
@@ -507,6 +520,7 @@ class Drills:
 
     def sigkill(self):
         s = self.stack
+        log_from = len(self.nginx_log())
         load = self.load()
         time.sleep(3)
         victim = s.instances[1]
@@ -526,10 +540,12 @@ class Drills:
         late = [r for r in load.window(since=killed_at + 1.0) if r[2] == 0 or r[2] >= 500]
         ok &= not late
         self.report("2 sigkill one instance", ok,
-                    {**c, **w, "failures_after_1s": len(late), "in_flight_bound": in_flight_bound})
+                    {**c, **w, "failures_after_1s": len(late), "in_flight_bound": in_flight_bound},
+                    log_from)
 
     def rolling(self):
         s = self.stack
+        log_from = len(self.nginx_log())
         load = self.load()
         time.sleep(2)
         started = time.monotonic()
@@ -545,7 +561,7 @@ class Drills:
         c = Load.counts(load.results)
         w = verify_writes(s.ports[0], self.token, self.hot, load)
         ok = c["failures"] == 0 and c["5xx"] == 0 and w["lost"] == 0 and w["duplicates"] == 0
-        self.report("3 rolling restart", ok, {**c, **w, "restart_seconds": round(took, 1)})
+        self.report("3 rolling restart", ok, {**c, **w, "restart_seconds": round(took, 1)}, log_from)
 
     def postgres(self):
         s = self.stack
