@@ -214,7 +214,8 @@ echo "  OK"
 
 echo "Running the Dockerfile's build stage outside Docker (dev profile, shared target dir)"
 python3 deploy/docker_steps.py --build-arg PROFILE=dev --target-dir "$PWD/target"
-# The steps built the binary from a copy of the sources: cargo puts its own back in place.
+# The copy built into the checkout's own artifacts (same sources): this is a no-op, kept so a
+# change to that behaviour of cargo cannot leave a stale binary for what follows.
 cargo build --locked --bin tienda
 
 echo "Running the Procfile with honcho: release, then web until it serves requests"
@@ -222,8 +223,8 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 mkdir -p "$tmp/procfile"
 printf 'DATABASE_URL=sqlite://%s/procfile/tienda.db\nTIENDA_LOG_FORMAT=json\n' "$tmp" > "$tmp/procfile/.env"
 export PATH="$PWD/target/debug:$PATH"
-"$venv/bin/honcho" -f Procfile -e "$tmp/procfile/.env" -d "$tmp/procfile" start release
-"$venv/bin/honcho" -f Procfile -e "$tmp/procfile/.env" -d "$tmp/procfile" -p "$port" start web \
+"$venv/bin/honcho" -f "$PWD/Procfile" -e "$tmp/procfile/.env" -d "$tmp/procfile" start release
+"$venv/bin/honcho" -f "$PWD/Procfile" -e "$tmp/procfile/.env" -d "$tmp/procfile" start -p "$port" web \
     > "$tmp/procfile/honcho.log" 2>&1 &
 honcho_pid=$!
 served=""

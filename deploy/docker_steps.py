@@ -15,6 +15,7 @@ Usage: deploy/docker_steps.py [--build-arg K=V ...] [--target-dir DIR] [--keep]
 """
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -72,7 +73,13 @@ def main():
     if not stage:
         sys.exit(f"docker_steps: no stage named {args.stage} in the Dockerfile")
 
-    scratch = tempfile.mkdtemp(prefix="tienda-docker-steps-")
+    # One fixed folder per checkout, deleted at the end. cargo keys a package's artifacts by
+    # name, version and profile, so the copy builds into the checkout's own `tienda` artifacts
+    # (from the same sources): no second copy of a few hundred MB in target/.
+    scratch = os.path.join(tempfile.gettempdir(),
+                           "tienda-docker-steps-" + hashlib.sha256(ROOT.encode()).hexdigest()[:12])
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.makedirs(scratch)
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
     for var in ("CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_TERM_COLOR"):
         if var in os.environ:
