@@ -294,13 +294,17 @@ http {{
         wait_until("nginx", lambda: self.port_open(self.nginx_port))
 
     def teardown(self):
+        # SIGTERM first: nginx's master stops its workers on SIGTERM, while a SIGKILLed master
+        # leaves them running.
         for proc in reversed(self.procs):
             if proc.poll() is None:
+                proc.terminate()
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
                 proc.kill()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    pass
+                proc.wait(5)
         try:
             subprocess.run(as_postgres([os.path.join(self.pg_bin, "pg_ctl"), "-D", f"{self.base}/pg",
                                         "-m", "immediate", "stop"]),
