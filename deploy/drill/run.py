@@ -321,7 +321,9 @@ class Load:
 
     def __init__(self, port, token, hot, threads=6, mix=None):
         self.port, self.token, self.hot, self.threads = port, token, hot, threads
-        self.mix = mix or {"get": 5, "list": 2, "create": 1, "adjust": 2}
+        # PATCH carries no key: nginx never passes it to a second instance once sent, so it
+        # shows whether a restart loses requests on connections being closed.
+        self.mix = mix or {"get": 5, "list": 2, "create": 1, "adjust": 2, "patch": 1}
         self.stop_flag = threading.Event()
         self.lock = threading.Lock()
         self.results = []  # (t, op, status, seconds, retry_after, content_type)
@@ -358,6 +360,9 @@ class Load:
                 self.timed(client, op, "GET", f"/api/v1/products/{rng.choice(self.hot)}")
             elif op == "list":
                 self.timed(client, op, "GET", f"/api/v1/products?per_page=10&page={rng.randint(1, 3)}")
+            elif op == "patch":
+                self.timed(client, op, "PATCH", f"/api/v1/products/{rng.choice(self.hot)}",
+                           {"description": f"patched by {n}"})
             elif op == "login":
                 # Paced: a password hash costs tens of milliseconds; the throttle is the point.
                 self.timed(Client(self.port), op, "POST", "/api/v1/auth/login",
@@ -696,14 +701,18 @@ class Drills:
 
 
 def main():
+    global BASELINE, DRAIN
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=os.path.join(ROOT, "target/debug/tienda"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     parser.add_argument("--baseline", action="store_true",
                         help="rolling restart only, with nginx's defaults and no drain period (expected to fail)")
+    parser.add_argument("--drain", type=int, default=DRAIN,
+                        help=f"TIENDA_SHUTDOWN_DRAIN_SECS of the instances (default {DRAIN})")
+    parser.add_argument("--only", help="run one drill: steady, sigkill, rolling, postgres, redis, kill9, fresh")
     args = parser.parse_args()
-    global BASELINE
     BASELINE = args.baseline
+    DRAIN = args.drain
     binary = os.path.abspath(args.bin)
     if not os.access(binary, os.X_OK):
         raise SystemExit(f"drill: no tienda binary at {binary} (cargo build first)")
@@ -721,7 +730,11 @@ def main():
         drills.setup()
         everything = (drills.steady, drills.sigkill, drills.rolling, drills.postgres, drills.redis,
                       lambda: drills.kill9("sqlite"), lambda: drills.kill9("postgres"), drills.fresh)
-        for drill in (drills.rolling,) if BASELINE else everything:
+        named = {"steady": [drills.steady], "sigkill": [drills.sigkill], "rolling": [drills.rolling],
+                 "postgres": [drills.postgres], "redis": [drills.redis], "fresh": [drills.fresh],
+                 "kill9": [lambda: drills.kill9("sqlite"), lambda: drills.kill9("postgres")]}
+        chosen = named[args.only] if args.only else everything
+        for drill in (drills.rolling,) if BASELINE else chosen:
             check_budget()
             drill()
     except Exception as e:  # noqa: BLE001 - reported, then the exit status says it
