@@ -210,7 +210,7 @@ class Stack:
             "TIENDA_TRUSTED_PROXIES": "127.0.0.1",
             "TIENDA_LOG_FORMAT": "json",
             "RUST_LOG": "warn,tienda=info",
-            "TIENDA_SHUTDOWN_DRAIN_SECS": "0" if BASELINE else str(DRAIN),
+            "TIENDA_SHUTDOWN_DRAIN_SECS": str(DRAIN),
             "TIENDA_SHUTDOWN_GRACE_SECS": "10",
             "TIENDA_REQUEST_TIMEOUT_SECS": str(REQUEST_TIMEOUT),
             "TIENDA_DB_TIMEOUT_SECS": "2",
@@ -707,12 +707,12 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     parser.add_argument("--baseline", action="store_true",
                         help="rolling restart only, with nginx's defaults and no drain period (expected to fail)")
-    parser.add_argument("--drain", type=int, default=DRAIN,
-                        help=f"TIENDA_SHUTDOWN_DRAIN_SECS of the instances (default {DRAIN})")
+    parser.add_argument("--drain", type=int, default=None,
+                        help=f"TIENDA_SHUTDOWN_DRAIN_SECS of the instances (default {DRAIN}; 0 with --baseline)")
     parser.add_argument("--only", help="run one drill: steady, sigkill, rolling, postgres, redis, kill9, fresh")
     args = parser.parse_args()
     BASELINE = args.baseline
-    DRAIN = args.drain
+    DRAIN = args.drain if args.drain is not None else 0 if BASELINE else DRAIN
     binary = os.path.abspath(args.bin)
     if not os.access(binary, os.X_OK):
         raise SystemExit(f"drill: no tienda binary at {binary} (cargo build first)")
