@@ -171,6 +171,8 @@ mkdir -p "$tmp/nginx"
     echo "}"
 } > "$tmp/nginx/nginx.conf"
 "$nginx_bin" -t -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf"
+echo "Checking what the nginx config retries (real nginx, fake upstreams)"
+python3 deploy/nginx/test_retries.py
 deploy/compose/make-nginx-conf.sh "$tmp/compose-nginx.conf"
 diff -u deploy/compose/nginx.conf "$tmp/compose-nginx.conf" \
     || { echo "FAIL: deploy/compose/nginx.conf is stale: run deploy/compose/make-nginx-conf.sh" >&2; exit 1; }
