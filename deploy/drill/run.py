@@ -254,8 +254,7 @@ class Stack:
                             server = f"    server 127.0.0.1:{port};"
                         lines.append(server)
                 continue
-            if BASELINE and stripped in ("keepalive_timeout 4s;", "proxy_next_upstream_tries 2;",
-                                         "proxy_next_upstream_timeout 10s;"):
+            if BASELINE and stripped in ("keepalive_timeout 4s;", "proxy_next_upstream_timeout 10s;"):
                 continue
             if BASELINE and stripped == "proxy_next_upstream error timeout http_502;":
                 lines.append("    proxy_next_upstream error timeout http_502 http_503;")
