@@ -153,6 +153,7 @@ impl Application {
                 redis,
                 store,
                 draining: Arc::new(AtomicBool::new(false)),
+                closing: Arc::new(AtomicBool::new(false)),
                 config: Arc::new(config),
             }),
         })
@@ -199,20 +200,30 @@ impl Application {
                 grace,
             )));
         }
-        // First stop being ready but keep serving (each answer closing its connection), so a
-        // load balancer moves the traffic elsewhere before anything is refused; then close.
+        // Shutdown in two steps of `TIENDA_SHUTDOWN_DRAIN_SECS` each, so a load balancer loses
+        // nothing. First: not ready, everything else as usual (balancers that probe readiness
+        // stop sending). Then the listener closes (a refused connection is retried elsewhere
+        // for any method, as it was never sent) while the open connections are still served,
+        // each answer closing its connection; a balancer's idle kept-alive connections are left
+        // for the balancer to close (its keep-alive timeout must be shorter), as closing one
+        // here could cut a request it is sending at that moment.
         let drain = state.config.shutdown_drain;
-        let draining = state.draining.clone();
+        let limits = ConnectionLimits {
+            linger: drain,
+            ..limits
+        };
+        let (draining, closing) = (state.draining.clone(), state.closing.clone());
         let shutdown = async move {
             shutdown.await;
+            draining.store(true, Ordering::SeqCst);
             if !drain.is_zero() {
-                draining.store(true, Ordering::SeqCst);
                 tracing::info!(
                     drain_secs = drain.as_secs(),
                     "shutting down: not ready, still serving for the drain period"
                 );
                 tokio::time::sleep(drain).await;
             }
+            closing.store(true, Ordering::SeqCst);
         };
         let app = crate::http::app(state);
         serve(listener, app, limits, shutdown, grace).await;

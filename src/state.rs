@@ -39,7 +39,9 @@ pub struct Shared {
     pub auth: AuthService,
     /// The shared Redis, when `REDIS_URL` is set.
     pub redis: Option<ConnectionManager>,
-    /// Set on a shutdown signal: readiness answers 503 and every answer closes its connection
-    /// while the listener still accepts (`TIENDA_SHUTDOWN_DRAIN_SECS`).
+    /// Set on a shutdown signal: readiness answers 503 while the listener still accepts, for
+    /// `TIENDA_SHUTDOWN_DRAIN_SECS`.
     pub draining: Arc<AtomicBool>,
+    /// Set when the listener closes: every answer closes its connection.
+    pub closing: Arc<AtomicBool>,
 }

@@ -264,39 +264,77 @@ async fn a_postgres_outage_is_503_with_retry_after_and_recovers_without_a_restar
     );
 }
 
-/// The drain period (`TIENDA_SHUTDOWN_DRAIN_SECS`): after SIGTERM the instance says it is not
-/// ready but keeps accepting and answering, each answer closing its connection, and only then
-/// closes its listener and exits.
+/// The drain period (`TIENDA_SHUTDOWN_DRAIN_SECS`, here 2 s) in its two steps. After SIGTERM
+/// the instance says it is not ready but accepts and serves as usual; then its listener closes
+/// while a kept-alive connection is still served, its answer closing it; then it exits.
 #[test]
 fn sigterm_drains_not_ready_but_serving_then_closes() {
-    use std::io::{Read, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     let work = tempfile::tempdir().unwrap();
     let (mut server, addr) = serve(work.path(), &[("TIENDA_SHUTDOWN_DRAIN_SECS", "2")]);
-    let get = |path: &str| {
-        let mut stream = std::net::TcpStream::connect(&addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n")?;
-        let mut response = String::new();
-        // Read to the end: only a connection the server closes ends this read.
-        stream.read_to_string(&mut response)?;
-        Ok::<String, std::io::Error>(response)
+    // One request and its answer on `stream`: status line and lower-cased head.
+    let exchange = |stream: &mut std::net::TcpStream, path: &str, close: bool| -> (String, String) {
+        let connection = if close { "Connection: close\r\n" } else { "" };
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{connection}\r\n").unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line.to_ascii_lowercase());
+        }
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |n| n.trim().parse().unwrap());
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        (head, String::from_utf8_lossy(&body).into_owned())
     };
+    let connect = || {
+        let stream = std::net::TcpStream::connect(&addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        Ok::<_, std::io::Error>(stream)
+    };
+    let mut kept = connect().unwrap();
+    let (head, _) = exchange(&mut kept, "/health/live", false);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+
     let signalled = Instant::now();
     crate::process::signal(&server, "TERM");
     std::thread::sleep(Duration::from_millis(300));
-    let ready = get("/health/ready").unwrap();
-    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
-    assert!(ready.contains("shutting down"), "{ready}");
-    let live = get("/health/live").unwrap();
-    assert!(live.starts_with("HTTP/1.1 200"), "{live}");
-    assert!(live.to_ascii_lowercase().contains("connection: close"), "{live}");
+    // Step one: not ready, still accepting, answers kept alive as usual.
+    let (head, body) = exchange(&mut connect().unwrap(), "/health/ready", true);
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert!(body.contains("shutting down"), "{body}");
+    let (head, _) = exchange(&mut kept, "/health/live", false);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+
+    // Step two: the listener is closed; the kept-alive connection still gets its answer, which
+    // closes it.
+    std::thread::sleep(Duration::from_millis(2000));
+    assert!(connect().is_err(), "still accepting after the drain period");
     assert!(
         server.try_wait().unwrap().is_none(),
-        "exited during the drain period"
+        "exited with a connection open"
     );
+    let (head, _) = exchange(&mut kept, "/health/live", false);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    let mut rest = Vec::new();
+    assert_eq!(
+        kept.read_to_end(&mut rest).unwrap(),
+        0,
+        "the connection stayed open"
+    );
+
     let status = crate::process::wait_with_timeout(&mut server, Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     let took = signalled.elapsed();
-    assert!(took >= Duration::from_millis(1900), "{took:?}");
-    assert!(get("/health/live").is_err(), "still accepting after exit");
+    assert!(took >= Duration::from_millis(2200), "{took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
 }

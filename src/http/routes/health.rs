@@ -70,12 +70,12 @@ fn not_ready(detail: String, checks: Option<Map<String, Value>>) -> Response {
     response
 }
 
-/// While draining, every answer says `Connection: close`: the balancer's kept-alive
-/// connections to this instance end after their next answer instead of being cut when the
-/// listener closes, where a request already sent on one would be lost.
+/// Once the listener has closed at shutdown, every answer says `Connection: close`: the
+/// balancer's kept-alive connections to this instance end after their next answer instead of
+/// being cut under a request already sent on one.
 pub async fn close_while_draining(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    if state.draining.load(Ordering::SeqCst) {
+    if state.closing.load(Ordering::SeqCst) {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
