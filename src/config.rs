@@ -28,8 +28,8 @@ pub struct Config {
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
     /// `TIENDA_SHUTDOWN_DRAIN_SECS`: after a shutdown signal, how long the instance keeps
-    /// accepting and serving while `/health/ready` says 503, before it closes its listener, so a
-    /// load balancer stops sending it traffic while nothing is refused yet.
+    /// accepting while `/health/ready` says 503, and then, its listener closed, how long its open
+    /// connections are still served (see `startup::Application::run_until`).
     pub shutdown_drain: Duration,
     pub log_format: LogFormat,
     /// The server secret (`TIENDA_JWT_SECRET`); keys for tokens and cursors derive from it.
