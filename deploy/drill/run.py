@@ -745,12 +745,15 @@ def main():
         traceback.print_exc()
     finally:
         stack.teardown()
-        for name in ("nginx/error.log",):
-            path = os.path.join(base, name)
-            if os.path.exists(path) and (drills.failed or error):
-                log(f"--- {name} (tail)")
-                with open(path) as f:
-                    print("".join(f.readlines()[-20:]))
+        if drills.failed or error:
+            # What the processes said, before their folder goes.
+            names = sorted(n for n in os.listdir(base) if n.endswith(".log")) + ["nginx/error.log"]
+            for name in names:
+                path = os.path.join(base, name)
+                if os.path.exists(path):
+                    log(f"--- {name} (tail)")
+                    with open(path, errors="replace") as f:
+                        print("".join(f.readlines()[-15:]))
         if args.keep or (drills.failed or error) and os.environ.get("DRILL_KEEP_ON_FAILURE"):
             log(f"kept {base}")
         else:
