@@ -20,14 +20,15 @@ ENV CARGO_TARGET_DIR=/app/target
 
 # Dependencies only: a stub crate with the real manifest and lock file.
 COPY Cargo.toml Cargo.lock build.rs ./
-COPY migrations ./migrations
 RUN mkdir -p src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
     && cargo build --locked --profile "$PROFILE" --bin tienda \
     && rm -rf src
 
-# The application: only this layer is rebuilt when the code changes.
+# The application: only this layer is rebuilt when the code (or a migration, which is compiled
+# in) changes.
+COPY migrations ./migrations
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
     && cargo build --locked --profile "$PROFILE" --bin tienda \
