@@ -43,6 +43,10 @@ pub struct Config {
     pub http: HttpLimits,
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// `TIENDA_SHUTDOWN_DRAIN_SECS`: after a shutdown signal, how long the instance keeps
+    /// accepting while `/health/ready` says 503, and then, its listener closed, how long its open
+    /// connections are still served (see `startup::Application::run_until`).
+    pub shutdown_drain: Duration,
     /// `TIENDA_LOG_FORMAT`.
     pub log_format: LogFormat,
     /// The server secret (`TIENDA_JWT_SECRET`); keys for tokens and cursors derive from it.
@@ -169,6 +173,7 @@ impl Config {
             addr: sections::listen_addr(&vars)?,
             environment,
             shutdown_grace: vars.secs("TIENDA_SHUTDOWN_GRACE_SECS", 30, 0, 3600)?,
+            shutdown_drain: vars.secs("TIENDA_SHUTDOWN_DRAIN_SECS", 0, 0, 300)?,
             log_format: sections::log_format(&vars)?,
             secret: sections::secret(&vars, environment)?,
             auth: sections::auth(&vars)?,

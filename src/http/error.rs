@@ -75,9 +75,15 @@ pub enum ApiError {
     /// A dependency failed to answer; the cause is kept for the log.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
-    /// The readiness probe found a dependency down: `up` or `down` per dependency.
-    #[error("not ready")]
-    NotReady(Map<String, Value>),
+    /// The instance cannot serve: a dependency is down (`checks` says `up` or `down` per
+    /// dependency) or it is draining before shutdown.
+    #[error("not ready: {detail}")]
+    NotReady {
+        /// What is wrong, for the problem's detail.
+        detail: String,
+        /// `up` or `down` per dependency, when they were probed.
+        checks: Option<Map<String, Value>>,
+    },
     /// Too much of an expensive kind of work (password hashing, relevance search) is running;
     /// no slot freed within the wait.
     #[error("overloaded")]
@@ -258,19 +264,12 @@ impl ApiError {
                 "/problems/unavailable",
                 "A dependency is unavailable; try again shortly",
             ),
-            ApiError::NotReady(checks) => {
-                let down: Vec<&str> = checks
-                    .iter()
-                    .filter(|(_, state)| *state != "up")
-                    .map(|(name, _)| name.as_str())
-                    .collect();
-                Problem::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "/problems/unavailable",
-                    "A dependency is unavailable; try again shortly",
-                )
-                .detail(format!("not answering: {}", down.join(", ")))
-            }
+            ApiError::NotReady { detail, .. } => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "/problems/unavailable",
+                "A dependency is unavailable; try again shortly",
+            )
+            .detail(detail.clone()),
             ApiError::Overloaded => Problem::new(
                 S::SERVICE_UNAVAILABLE,
                 "/problems/overloaded",
@@ -298,7 +297,7 @@ fn retry_after(error: &ApiError) -> Option<u64> {
         ApiError::TooManyRequests(wait) | ApiError::IdempotencyKeyLimit(wait) => {
             Some(retry_after_secs(*wait))
         }
-        ApiError::Unavailable(_) | ApiError::NotReady(_) | ApiError::Overloaded => Some(1),
+        ApiError::Unavailable(_) | ApiError::NotReady { .. } | ApiError::Overloaded => Some(1),
         _ => None,
     }
 }
@@ -331,7 +330,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
         let mut response = match &self {
-            ApiError::NotReady(checks) => problem.with_member("checks", Value::Object(checks.clone())),
+            ApiError::NotReady {
+                checks: Some(checks), ..
+            } => problem.with_member("checks", Value::Object(checks.clone())),
             _ => problem.into_response(),
         };
         let headers = response.headers_mut();
