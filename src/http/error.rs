@@ -302,30 +302,6 @@ fn retry_after(error: &ApiError) -> Option<u64> {
     }
 }
 
-/// What the log says about a failed request. The response carries it out to the middleware
-/// that logs it once, inside the request's span; the client gets nothing of it.
-#[derive(Debug, Clone)]
-pub(crate) enum Cause {
-    Internal(String),
-    Unavailable(String),
-}
-
-/// Logs the cause a response carries, if any, and drops it.
-pub(crate) fn log_cause(response: &mut Response) {
-    match response.extensions_mut().remove::<Cause>() {
-        Some(Cause::Internal(error)) => tracing::error!(error, "request failed"),
-        Some(Cause::Unavailable(error)) => tracing::warn!(error, "dependency unavailable"),
-        None => {}
-    }
-}
-
-/// The middleware that logs every failure once; see [`Cause`].
-pub(crate) async fn log_failures(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let mut response = next.run(request).await;
-    log_cause(&mut response);
-    response
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
@@ -348,9 +324,9 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         let cause = match &self {
-            ApiError::Internal(cause) => Some(Cause::Internal(format!("{cause:#}"))),
+            ApiError::Internal(cause) => Some(super::failure_log::Cause::Internal(format!("{cause:#}"))),
             // The store's message already quotes its source.
-            ApiError::Unavailable(cause) => Some(Cause::Unavailable(cause.to_string())),
+            ApiError::Unavailable(cause) => Some(super::failure_log::Cause::Unavailable(cause.to_string())),
             _ => None,
         };
         if let Some(cause) = cause {
