@@ -26,3 +26,29 @@ pub(crate) async fn log_failures(request: axum::extract::Request, next: axum::mi
     log_cause(&mut response);
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+
+    use super::*;
+    use crate::http::error::ApiError;
+
+    #[test]
+    fn a_failure_carries_its_cause_out_and_the_log_takes_it_once() {
+        let mut response = ApiError::Internal(anyhow::anyhow!("disk on fire")).into_response();
+        assert!(
+            matches!(response.extensions().get::<Cause>(), Some(Cause::Internal(c)) if c.contains("disk on fire"))
+        );
+        log_cause(&mut response);
+        assert!(response.extensions().get::<Cause>().is_none());
+        // A client's mistake has no cause to log.
+        assert!(
+            ApiError::NotFound
+                .into_response()
+                .extensions()
+                .get::<Cause>()
+                .is_none()
+        );
+    }
+}
