@@ -160,7 +160,10 @@ fn key_bind(key: SortKey, value: &KeyValue) -> Option<Bind> {
 /// pages compare `(key, id)` as a row value, which both engines serve from the `(key, id)` index,
 /// so a deep page costs what the first does (SQLite needs help inside a long run of equal keys:
 /// [`sqlite_keyset_after`]).
-fn page_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, StoreError> {
+///
+/// With `with_total` (offset pages under [`maintained_count`] filters), every row also carries
+/// the page's `total` ([`push_total_column`]).
+fn page_statement(dialect: Dialect, query: &ListQuery, with_total: bool) -> Result<Statement, StoreError> {
     let sort = query.sort;
     if let (
         Dialect::Sqlite,
@@ -173,10 +176,13 @@ fn page_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, Stor
         return sqlite_keyset_after(query, after);
     }
     if let Page::Offset { page: 2.., .. } = query.page {
-        return deep_offset_statement(dialect, query);
+        return deep_offset_statement(dialect, query, with_total);
     }
     let mut statement = Statement::default();
     statement.push("SELECT ").push(COLUMNS);
+    if with_total {
+        push_total_column(&mut statement, dialect, &query.filters);
+    }
     push_from_where(&mut statement, dialect, &query.filters, false);
     let direction = if sort.descending { "DESC" } else { "ASC" };
     let column = key_column(sort.key);
@@ -206,13 +212,20 @@ fn page_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, Stor
 /// sort key's index alone (the ids, and the price and stock the filters read, are in it) and
 /// reading only the page's rows from the table costs a fraction of reading each skipped row
 /// (PostgreSQL, page 45,000 by price: a heap fetch for each of 900,000 skipped rows).
-fn deep_offset_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, StoreError> {
+fn deep_offset_statement(
+    dialect: Dialect,
+    query: &ListQuery,
+    with_total: bool,
+) -> Result<Statement, StoreError> {
     let sort = query.sort;
     let column = key_column(sort.key);
     let direction = if sort.descending { "DESC" } else { "ASC" };
     let order = format!(" ORDER BY {column} {direction}, p.id {direction}");
     let mut statement = Statement::default();
     statement.push("SELECT ").push(COLUMNS);
+    if with_total {
+        push_total_column(&mut statement, dialect, &query.filters);
+    }
     statement.push(" FROM products p JOIN (SELECT p.id");
     push_from_where(&mut statement, dialect, &query.filters, false);
     statement.push(&order).push(" LIMIT ");
@@ -416,6 +429,19 @@ fn page_window(page: &Page) -> (u64, u64) {
 /// only: one row; price and `in_stock`: a sum over the prices in the range), else `count(*)`.
 fn count_statement(dialect: Dialect, filters: &Filters) -> Statement {
     let mut statement = Statement::default();
+    push_count(&mut statement, dialect, filters);
+    statement
+}
+
+/// Whether `total` is read from the maintained counts rather than counted: one row, or a sum
+/// over the prices in the range, whatever the catalogue's size.
+fn maintained_count(filters: &Filters) -> bool {
+    filters.q.is_none()
+}
+
+/// Appends [`count_statement`]'s query to `statement` (its parameters numbered after the ones
+/// already there), so it can also be a scalar subquery of the page's statement.
+fn push_count(statement: &mut Statement, dialect: Dialect, filters: &Filters) {
     let column = match filters.in_stock {
         None => "total",
         Some(true) => "in_stock",
@@ -428,15 +454,24 @@ fn count_statement(dialect: Dialect, filters: &Filters) -> Statement {
         statement.push(&format!(
             "SELECT CAST(coalesce(sum({column}), 0) AS BIGINT) FROM product_price_counts WHERE TRUE"
         ));
-        push_price_range(&mut statement, "price_cents", filters);
+        push_price_range(statement, "price_cents", filters);
     } else if dialect == Dialect::Sqlite && search_only(filters) {
         statement.push("SELECT count(*) FROM products_fts WHERE products_fts MATCH ");
         statement.bind(Bind::Text(fts5_match(filters).unwrap_or_default()));
     } else {
         statement.push("SELECT count(*)");
-        push_from_where(&mut statement, dialect, filters, false);
+        push_from_where(statement, dialect, filters, false);
     }
-    statement
+}
+
+/// `, (<the maintained count>) AS total` after the page's columns: an uncorrelated scalar
+/// subquery, which both engines evaluate once per statement (SQLite's `ONCE`, PostgreSQL's
+/// InitPlan), so an offset page and its total are one statement on one connection instead of
+/// two.
+fn push_total_column(statement: &mut Statement, dialect: Dialect, filters: &Filters) {
+    statement.push(", (");
+    push_count(statement, dialect, filters);
+    statement.push(") AS total");
 }
 
 fn key_of(sort: Sort, product: &Product, score: Option<f64>) -> KeyValue {
@@ -478,13 +513,23 @@ impl Store {
                 Ok::<_, StoreError>(total.max(0) as u64)
             };
             let (rows, total) = if !relevance {
-                let page = fetch(page_statement(dialect, query)?);
-                if offset_page {
-                    // The page and its count are independent reads: run them at once.
+                if offset_page && maintained_count(&query.filters) {
+                    // The count is a row or two of the maintained counts: read with the page, in
+                    // one statement, rather than on a second connection at once.
+                    let rows = fetch(page_statement(dialect, query, true)?).await?;
+                    let total = match rows.first() {
+                        Some(row) => row.try_get::<i64, _>("total")?.max(0) as u64,
+                        // Past the last page: no row carries the count.
+                        None => count().await?,
+                    };
+                    (rows, Some(total))
+                } else if offset_page {
+                    // The page and a count of the matches are independent reads: run them at once.
+                    let page = fetch(page_statement(dialect, query, false)?);
                     let (rows, total) = tokio::try_join!(page, count())?;
                     (rows, Some(total))
                 } else {
-                    (page.await?, None)
+                    (fetch(page_statement(dialect, query, false)?).await?, None)
                 }
             } else {
                 let parts = match self.search_parts {
