@@ -474,6 +474,23 @@ fn push_total_column(statement: &mut Statement, dialect: Dialect, filters: &Filt
     statement.push(") AS total");
 }
 
+/// Offset pages whose last row is at most this deep are bounded in cost (see [`bounded_cost`]).
+const BOUNDED_DEPTH: u64 = 10_000;
+
+/// Whether a page's statement costs at most a bounded amount whatever the catalogue holds: with
+/// no filter every row qualifies, so the statement walks the sort key's `(key, id)` index for
+/// exactly the rows it returns (a keyset page: `limit + 1`; an offset page: the rows it skips
+/// and its own, at most [`BOUNDED_DEPTH`]) and reads the page's rows by id. Any filter can make
+/// it walk the whole index to fill a page, and a search scores every match.
+fn bounded_cost(query: &ListQuery) -> bool {
+    let unfiltered = query.filters.is_empty() && query.sort.key != SortKey::Relevance;
+    unfiltered
+        && match query.page {
+            Page::Keyset { .. } => true,
+            Page::Offset { page, per_page } => page.saturating_mul(per_page) <= BOUNDED_DEPTH,
+        }
+}
+
 fn key_of(sort: Sort, product: &Product, score: Option<f64>) -> KeyValue {
     match sort.key {
         SortKey::Id => KeyValue::Int(product.id),
@@ -499,13 +516,23 @@ impl Store {
             });
         }
         on_db!(self, |reader, _writer, dialect| {
-            // Every listing statement is bounded in time: its request would have given up.
-            let fetch = |statement: Statement| {
+            // Every listing statement whose cost grows with the catalogue is bounded in time: its
+            // request would have given up. One whose cost is bounded by its shape runs as is (on
+            // SQLite the deadline costs two round trips to the connection's thread and a task).
+            let fetch = |statement: Statement, guarded: bool| {
                 let query = bind_all!(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), &statement.binds);
-                reader.fetch_all_within(query, self.statement_timeout)
+                async move {
+                    if guarded {
+                        reader.fetch_all_within(query, self.statement_timeout).await
+                    } else {
+                        Ok(query.fetch_all(reader).await?)
+                    }
+                }
             };
+            let page_guarded = !bounded_cost(query);
             let count = || async {
-                let rows = fetch(count_statement(dialect, &query.filters)).await?;
+                let guarded = !maintained_count(&query.filters);
+                let rows = fetch(count_statement(dialect, &query.filters), guarded).await?;
                 let total: i64 = match rows.first() {
                     Some(row) => row.try_get(0)?,
                     None => 0,
@@ -516,7 +543,7 @@ impl Store {
                 if offset_page && maintained_count(&query.filters) {
                     // The count is a row or two of the maintained counts: read with the page, in
                     // one statement, rather than on a second connection at once.
-                    let rows = fetch(page_statement(dialect, query, true)?).await?;
+                    let rows = fetch(page_statement(dialect, query, true)?, page_guarded).await?;
                     let total = match rows.first() {
                         Some(row) => row.try_get::<i64, _>("total")?.max(0) as u64,
                         // Past the last page: no row carries the count.
@@ -525,11 +552,14 @@ impl Store {
                     (rows, Some(total))
                 } else if offset_page {
                     // The page and a count of the matches are independent reads: run them at once.
-                    let page = fetch(page_statement(dialect, query, false)?);
+                    let page = fetch(page_statement(dialect, query, false)?, page_guarded);
                     let (rows, total) = tokio::try_join!(page, count())?;
                     (rows, Some(total))
                 } else {
-                    (fetch(page_statement(dialect, query, false)?).await?, None)
+                    (
+                        fetch(page_statement(dialect, query, false)?, page_guarded).await?,
+                        None,
+                    )
                 }
             } else {
                 let parts = match self.search_parts {
@@ -546,7 +576,8 @@ impl Store {
                 };
                 match parts {
                     None => {
-                        let rows = fetch(relevance_statement(dialect, query, None, offset_page)?).await?;
+                        let rows =
+                            fetch(relevance_statement(dialect, query, None, offset_page)?, true).await?;
                         let total = match rows.first() {
                             _ if !offset_page => None,
                             Some(row) => Some(row.try_get::<i64, _>("total")?.max(0) as u64),
@@ -560,8 +591,10 @@ impl Store {
                             .into_iter()
                             .map(|part| relevance_statement(dialect, query, Some(part), offset_page))
                             .collect::<Result<Vec<_>, _>>()?;
-                        let results =
-                            futures_util::future::try_join_all(statements.into_iter().map(fetch)).await?;
+                        let results = futures_util::future::try_join_all(
+                            statements.into_iter().map(|s| fetch(s, true)),
+                        )
+                        .await?;
                         let mut total = 0;
                         let mut scored = Vec::new();
                         for rows in results {

@@ -169,14 +169,20 @@ impl Store {
                     // of a 2 MiB cache each. A search that scores 10,000 matches touches ~7,000
                     // pages of the FTS size table; through read() that was a third of its time.
                     .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string());
+                // No ping before lending a connection (sqlx's default): a connection to a local
+                // file cannot go stale the way a network one can, and the ping is a round trip
+                // to the connection's worker thread on every acquire, about a sixth of the CPU a
+                // read by id cost (issue 12's profile).
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(settings.acquire_timeout)
+                    .test_before_acquire(false)
                     .connect_with(options.clone())
                     .await?;
                 let reader = SqlitePoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
+                    .test_before_acquire(false)
                     .connect_with(options.read_only(false))
                     .await?;
                 Pool::Sqlite { reader, writer }
