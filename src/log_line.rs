@@ -172,6 +172,23 @@ impl Visit for Members<'_> {
     }
 }
 
+/// The form tracing_subscriber's default timer writes: RFC 3339 in UTC, to the microsecond
+/// (written from the parts: a format string would be parsed again for every line).
+fn write_timestamp(w: &mut impl fmt::Write, now: chrono::DateTime<chrono::Utc>) -> fmt::Result {
+    use chrono::{Datelike, Timelike};
+    write!(
+        w,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        now.year(),
+        now.month(),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.timestamp_subsec_micros().min(999_999)
+    )
+}
+
 /// A number as serde_json writes one: shortest round-trip form, `null` when not finite.
 fn write_f64(w: &mut impl fmt::Write, value: f64) -> fmt::Result {
     if value.is_finite() {
@@ -247,13 +264,9 @@ where
         // An event forwarded from the `log` crate carries its real level and target as fields.
         let normalized = event.normalized_metadata();
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-        // The form tracing_subscriber's default timer writes: UTC, microseconds.
-        write!(
-            writer,
-            "{{\"timestamp\":\"{}\",\"level\":\"{}\"",
-            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ"),
-            meta.level().as_str()
-        )?;
+        writer.write_str("{\"timestamp\":\"")?;
+        write_timestamp(&mut writer, chrono::Utc::now())?;
+        write!(writer, "\",\"level\":\"{}\"", meta.level().as_str())?;
         let mut members = Members::new(writer.by_ref(), false);
         event.record(&mut members);
         members.result?;
@@ -436,6 +449,16 @@ mod tests {
             let mut ours = String::new();
             write_escaped(&mut ours, text).unwrap();
             assert_eq!(ours, serde_json::to_string(text).unwrap());
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_to_the_microsecond() {
+        for micros in [0, 1_764_513_645_123_456, 1_704_067_200_000_001] {
+            let time = chrono::DateTime::from_timestamp_micros(micros).unwrap();
+            let mut ours = String::new();
+            write_timestamp(&mut ours, time).unwrap();
+            assert_eq!(ours, time.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
         }
     }
 
