@@ -7,7 +7,7 @@
 //! string and, for every event, parses it back into a map to copy it into the line (and parses
 //! and re-serializes it for every field recorded later, such as the route); here a span's fields
 //! are kept as the JSON members they will be written as, and copied as text. Values are escaped
-//! and numbers written exactly as serde_json writes them.
+//! and numbers written by serde_json.
 //!
 //! Lines go to stdout through [`LogWriter`]: appended to a buffer that a thread of its own
 //! writes out, so a request never waits for a `write(2)`, and many lines share one. A full
@@ -191,11 +191,13 @@ fn write_timestamp(w: &mut impl fmt::Write, now: chrono::DateTime<chrono::Utc>) 
 
 /// A number as serde_json writes one: shortest round-trip form, `null` when not finite.
 fn write_f64(w: &mut impl fmt::Write, value: f64) -> fmt::Result {
-    if value.is_finite() {
-        w.write_str(ryu::Buffer::new().format_finite(value))
-    } else {
-        w.write_str("null")
-    }
+    // serde_json itself, into a buffer on the stack: no number it writes is longer.
+    let mut buffer = [0u8; 40];
+    let mut rest = &mut buffer[..];
+    serde_json::to_writer(&mut rest, &value).map_err(|_| fmt::Error)?;
+    let written = buffer.len() - rest.len();
+    let text = buffer.get(..written).ok_or(fmt::Error)?;
+    w.write_str(std::str::from_utf8(text).map_err(|_| fmt::Error)?)
 }
 
 /// A JSON string, quoted and escaped as serde_json escapes it.
