@@ -192,11 +192,10 @@ fn write_timestamp(w: &mut impl fmt::Write, now: chrono::DateTime<chrono::Utc>) 
 /// A number as serde_json writes one: shortest round-trip form, `null` when not finite.
 fn write_f64(w: &mut impl fmt::Write, value: f64) -> fmt::Result {
     // serde_json itself, into a buffer on the stack: no number it writes is longer.
-    let mut buffer = [0u8; 40];
-    let mut rest = &mut buffer[..];
-    serde_json::to_writer(&mut rest, &value).map_err(|_| fmt::Error)?;
-    let written = buffer.len() - rest.len();
-    let text = buffer.get(..written).ok_or(fmt::Error)?;
+    let mut buffer = io::Cursor::new([0u8; 40]);
+    serde_json::to_writer(&mut buffer, &value).map_err(|_| fmt::Error)?;
+    let written = usize::try_from(buffer.position()).map_err(|_| fmt::Error)?;
+    let text = buffer.get_ref().get(..written).ok_or(fmt::Error)?;
     w.write_str(std::str::from_utf8(text).map_err(|_| fmt::Error)?)
 }
 
