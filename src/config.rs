@@ -27,6 +27,10 @@ pub struct Config {
     pub http: HttpLimits,
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// `TIENDA_SHUTDOWN_DRAIN_SECS`: after a shutdown signal, how long the instance keeps
+    /// accepting while `/health/ready` says 503, and then, its listener closed, how long its open
+    /// connections are still served (see `startup::Application::run_until`).
+    pub shutdown_drain: Duration,
     pub log_format: LogFormat,
     /// The server secret (`TIENDA_JWT_SECRET`); keys for tokens and cursors derive from it.
     pub secret: Secret,
@@ -169,6 +173,7 @@ impl Config {
             3_600_000,
         )?);
         let shutdown_grace = Duration::from_secs(number("TIENDA_SHUTDOWN_GRACE_SECS", 30, 0, 3600)?);
+        let shutdown_drain = Duration::from_secs(number("TIENDA_SHUTDOWN_DRAIN_SECS", 0, 0, 300)?);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
         let header_timeout = Duration::from_secs(number("TIENDA_HEADER_TIMEOUT_SECS", 10, 1, 3600)?);
         let idle_timeout = Duration::from_secs(number("TIENDA_IDLE_TIMEOUT_SECS", 60, 1, 3600)?);
@@ -337,6 +342,7 @@ impl Config {
                 search_concurrency,
             },
             shutdown_grace,
+            shutdown_drain,
             log_format,
         })
     }

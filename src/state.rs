@@ -1,6 +1,7 @@
 //! What every handler can reach; cheap to clone.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use redis::aio::ConnectionManager;
 
@@ -38,4 +39,9 @@ pub struct Shared {
     pub auth: AuthService,
     /// The shared Redis, when `REDIS_URL` is set.
     pub redis: Option<ConnectionManager>,
+    /// Set on a shutdown signal: readiness answers 503 while the listener still accepts, for
+    /// `TIENDA_SHUTDOWN_DRAIN_SECS`.
+    pub draining: Arc<AtomicBool>,
+    /// Set when the listener closes: every answer closes its connection.
+    pub closing: Arc<AtomicBool>,
 }

@@ -110,6 +110,10 @@ fn router(state: AppState) -> Router {
     api.merge(operational)
         .route_layer(envelope::RecordRouteLayer)
         .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            health::close_while_draining,
+        ))
         .with_state(state)
 }
 

@@ -49,9 +49,22 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "9" | "57014")) => {
                 StoreError::Unavailable(error)
             }
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(is_outage_code) => {
+                StoreError::Unavailable(error)
+            }
+            // A connection that died under the driver (the server went away mid-conversation).
+            sqlx::Error::WorkerCrashed | sqlx::Error::Tls(_) => StoreError::Unavailable(error),
             _ => StoreError::Database(error),
         }
     }
+}
+
+/// PostgreSQL codes that say the server is going away, starting up or out of connections,
+/// rather than that the statement is wrong: a restart or a failover, worth a retry later (503,
+/// never 500). Class 08 connection exceptions; 57P01 admin shutdown, 57P02 crash shutdown,
+/// 57P03 cannot connect now, 57P05 idle session timeout; 53300 too many connections.
+fn is_outage_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05" | "53300")
 }
 
 /// Whether `error` is a unique violation of the constraint or index `name`. PostgreSQL names
