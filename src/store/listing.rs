@@ -664,6 +664,61 @@ mod tests {
         Page::Keyset { limit, after: None }
     }
 
+    fn query(filters: Filters, page: Page) -> ListQuery {
+        ListQuery {
+            filters,
+            sort: Sort {
+                key: SortKey::Price,
+                descending: true,
+            },
+            page,
+        }
+    }
+
+    #[test]
+    fn only_unfiltered_pages_near_the_start_skip_the_deadline() {
+        let offset = |page, per_page| Page::Offset { page, per_page };
+        assert!(bounded_cost(&query(Filters::default(), keyset(100))));
+        assert!(bounded_cost(&query(Filters::default(), offset(100, 100))));
+        assert!(!bounded_cost(&query(Filters::default(), offset(101, 100))));
+        assert!(!bounded_cost(&query(Filters::default(), offset(u64::MAX, 100))));
+        let in_stock = Filters {
+            in_stock: Some(false),
+            ..Filters::default()
+        };
+        assert!(!bounded_cost(&query(in_stock, keyset(20))));
+        let priced = Filters {
+            min_price: Some(100),
+            ..Filters::default()
+        };
+        assert!(!bounded_cost(&query(priced, offset(1, 20))));
+    }
+
+    #[test]
+    fn the_total_column_is_numbered_before_the_page_parameters() {
+        let filters = Filters {
+            min_price: Some(100),
+            ..Filters::default()
+        };
+        for page in [1, 3] {
+            let statement = page_statement(
+                Dialect::Postgres,
+                &query(filters.clone(), Page::Offset { page, per_page: 20 }),
+                true,
+            )
+            .unwrap();
+            assert!(
+                statement.sql.contains(
+                    "(SELECT CAST(coalesce(sum(total), 0) AS BIGINT) FROM product_price_counts WHERE TRUE AND price_cents >= $1) AS total"
+                ),
+                "{}",
+                statement.sql
+            );
+            assert!(statement.sql.contains("p.price_cents >= $2"), "{}", statement.sql);
+            assert_eq!(statement.binds.len(), 4);
+        }
+    }
+
     #[test]
     fn relevance_parts_cover_every_id_once() {
         for (parts, max_id) in [(2, 2), (2, 1_000_000), (3, 10), (4, 7)] {
