@@ -298,10 +298,14 @@ fn push_limit(statement: &mut Statement, page: &Page) {
 /// Whether the search is the only filter: SQLite can then rank and count from the FTS index
 /// alone, without touching the products table until the page is chosen.
 fn search_only(filters: &Filters) -> bool {
-    filters.q.is_some()
-        && filters.min_price.is_none()
-        && filters.max_price.is_none()
-        && filters.in_stock.is_none()
+    // Every filter named, so a new one must be decided on here (the compiler says so).
+    let Filters {
+        q,
+        min_price,
+        max_price,
+        in_stock,
+    } = filters;
+    q.is_some() && min_price.is_none() && max_price.is_none() && in_stock.is_none()
 }
 
 /// A page in relevance order. Every match must be scored before the best can be known, so the
@@ -442,14 +446,22 @@ fn maintained_count(filters: &Filters) -> bool {
 /// Appends [`count_statement`]'s query to `statement` (its parameters numbered after the ones
 /// already there), so it can also be a scalar subquery of the page's statement.
 fn push_count(statement: &mut Statement, dialect: Dialect, filters: &Filters) {
-    let column = match filters.in_stock {
+    // Every filter named, so a new one cannot be left out of the count (a wrong total, silently):
+    // the compiler asks for it here.
+    let Filters {
+        q,
+        min_price,
+        max_price,
+        in_stock,
+    } = filters;
+    let column = match in_stock {
         None => "total",
         Some(true) => "in_stock",
         Some(false) => "total - in_stock",
     };
-    if filters.q.is_none() && filters.min_price.is_none() && filters.max_price.is_none() {
+    if q.is_none() && min_price.is_none() && max_price.is_none() {
         statement.push(&format!("SELECT {column} FROM product_counts WHERE id = 1"));
-    } else if filters.q.is_none() {
+    } else if q.is_none() {
         // sum() of nothing is NULL, and a numeric on PostgreSQL: both made a plain integer.
         statement.push(&format!(
             "SELECT CAST(coalesce(sum({column}), 0) AS BIGINT) FROM product_price_counts WHERE TRUE"

@@ -29,6 +29,20 @@ pub use timestamp::Timestamp;
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
+/// Why `DATABASE_URL` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidDatabaseUrl {
+    /// Neither SQLite nor PostgreSQL.
+    #[error("must start with sqlite: or postgres://")]
+    Scheme,
+    /// A `sqlite:` URL the driver refuses.
+    #[error("invalid SQLite URL: {0}")]
+    Sqlite(#[source] sqlx::Error),
+    /// A `postgres://` URL the driver refuses.
+    #[error("invalid PostgreSQL URL: {0}")]
+    Postgres(#[source] sqlx::Error),
+}
+
 /// Validated connection options, parsed from `DATABASE_URL` once at start.
 #[derive(Debug, Clone)]
 pub enum ConnectOptions {
@@ -37,23 +51,17 @@ pub enum ConnectOptions {
 }
 
 impl ConnectOptions {
-    pub fn parse(url: &str) -> Result<Self, String> {
+    /// The options `url` stands for, or why it cannot be used.
+    pub fn parse(url: &str) -> Result<Self, InvalidDatabaseUrl> {
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
         match scheme {
             "sqlite" => SqliteConnectOptions::from_str(url)
                 .map(Self::Sqlite)
-                .map_err(|e| format!("invalid SQLite URL: {e}")),
+                .map_err(InvalidDatabaseUrl::Sqlite),
             "postgres" | "postgresql" => PgConnectOptions::from_str(url)
                 .map(Self::Postgres)
-                .map_err(|e| format!("invalid PostgreSQL URL: {e}")),
-            _ => Err("must start with sqlite: or postgres://".into()),
-        }
-    }
-
-    pub fn backend(&self) -> Dialect {
-        match self {
-            Self::Sqlite(_) => Dialect::Sqlite,
-            Self::Postgres(_) => Dialect::Postgres,
+                .map_err(InvalidDatabaseUrl::Postgres),
+            _ => Err(InvalidDatabaseUrl::Scheme),
         }
     }
 }
@@ -102,10 +110,6 @@ impl Dialect {
     pub fn begin_write(self) -> &'static str {
         self.pick("BEGIN IMMEDIATE", "BEGIN")
     }
-
-    pub fn name(self) -> &'static str {
-        self.pick("sqlite", "postgres")
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +142,19 @@ macro_rules! on_db {
     };
 }
 pub(crate) use on_db;
+
+/// A `SELECT` that locks what it reads until the write transaction ends: `FOR UPDATE` (or
+/// `FOR UPDATE OF` a table) on PostgreSQL. SQLite has no such clause and needs none: its write
+/// transaction (`BEGIN IMMEDIATE`) already excludes every other writer.
+macro_rules! for_update {
+    ($dialect:expr, $select:expr) => {
+        $dialect.pick($select, concat!($select, " FOR UPDATE"))
+    };
+    ($dialect:expr, $select:expr, of $table:literal) => {
+        $dialect.pick($select, concat!($select, " FOR UPDATE OF ", $table))
+    };
+}
+pub(crate) use for_update;
 
 /// The database, cheap to clone.
 #[derive(Debug, Clone)]
@@ -230,10 +247,6 @@ impl Store {
             search_split_min_id: settings.search_split_min_id,
             statement_timeout: settings.statement_timeout,
         })
-    }
-
-    pub fn dialect(&self) -> Dialect {
-        on_db!(self, |_r, _w, dialect| dialect)
     }
 
     /// Applies the migrations embedded in the binary that the database has not seen yet.
