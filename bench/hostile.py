@@ -369,6 +369,111 @@ def search(args, dbs, engine):
                f"{normal[0][0]} {normal[0][1]:.2f} s")
 
 
+def admin_token(server):
+    status, body = server.request("POST", "/api/v1/auth/login", {"email": ADMIN[0], "password": ADMIN[1]})
+    assert status == 200, (status, body)
+    return body["access_token"]
+
+
+def raw_post(server, path, data, token=None, timeout=120):
+    """(status, seconds, answer bytes) of one POST of raw bytes."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    started = time.time()
+    connection.request("POST", path, body=data, headers=headers)
+    response = connection.getresponse()
+    payload = response.read()
+    elapsed = time.time() - started
+    connection.close()
+    return response.status, elapsed, payload
+
+
+def many_keys(n):
+    return ("{" + ",".join(f'"k{i}":0' for i in range(n)) + "}").encode()
+
+
+def bodies(args, dbs, engine):
+    with Server(args.bin, dbs.fresh(engine)) as server:
+        token = admin_token(server)
+        for n in (4000, 16000, 32000, 95000):
+            data = many_keys(n)
+            for path, auth in (("/api/v1/auth/login", None), ("/api/v1/products", token)):
+                status, elapsed, payload = raw_post(server, path, data, auth)
+                report(1, engine, f"{n} distinct unknown keys ({len(data) // 1024} KiB) to {path}: "
+                       f"{status} in {elapsed:.3f} s, answer {len(payload)} bytes")
+        # Two of the largest at once while a liveness probe waits behind them.
+        data = many_keys(95000)
+        probe = []
+
+        def live():
+            time.sleep(0.05)
+            started = time.time()
+            status, _ = server.request("GET", "/health/live", timeout=10)
+            probe.append((status, time.time() - started))
+
+        started = time.time()
+        thread = threading.Thread(target=live)
+        thread.start()
+        results = at_once(2, lambda i: raw_post(server, "/api/v1/auth/login", data)[0])
+        thread.join()
+        report(1, engine, f"two bodies of 95000 keys (1 MiB) at once: {counts(results)} in "
+               f"{time.time() - started:.2f} s; /health/live meanwhile {probe[0][0]} in {probe[0][1]:.3f} s")
+
+
+def integers(args, dbs, engine):
+    with Server(args.bin, dbs.fresh(engine)) as server:
+        token = admin_token(server)
+        for stock in ("1e9223372036854775807", "-1e9223372036854775807", "1.5e-9223372036854775808"):
+            data = ('{"name":"x","price":"1","stock":%s}' % stock).encode()
+            status, elapsed, payload = raw_post(server, "/api/v1/products", data, token)
+            answer = json.loads(payload)
+            detail = answer.get("stock") if status < 300 else [e.get("code") for e in answer.get("errors", [])]
+            report(8, engine, f"stock {stock}: {status} {detail}")
+
+
+def smaller(args, dbs, engine):
+    with Server(args.bin, dbs.fresh(engine)) as server:
+        token = admin_token(server)
+        status, _ = server.request("POST", "/api/v1/auth/register",
+                                   {"email": "shopper@example.com", "password": "shopper-password"})
+        status, body = server.request("POST", "/api/v1/auth/login",
+                                      {"email": "shopper@example.com", "password": "shopper-password"})
+        customer = body["access_token"]
+
+        def post_with_key(bearer):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            connection.request("POST", "/api/v1/products", body=b'{"name":"kept","price":"1.00","stock":1}',
+                               headers={"content-type": "application/json", "authorization": f"Bearer {bearer}",
+                                        "idempotency-key": "same-key-1"})
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            return response.status
+
+        first = post_with_key(customer)
+        users = server.request("GET", "/api/v1/users", token=token)[1]
+        assert users, users
+        user_id = next((u["id"] for u in (users or {}).get("items", []) if u.get("email") == "shopper@example.com"), None)
+        if user_id is not None:
+            patched = server.request("PATCH", f"/api/v1/users/{user_id}", {"role": "staff"}, token=token)
+            assert patched[0] == 200, patched
+            customer = server.request("POST", "/api/v1/auth/login",
+                                      {"email": "shopper@example.com", "password": "shopper-password"})[1]["access_token"]
+        second = post_with_key(customer)
+        report(9, engine, f"customer POST with Idempotency-Key -> {first}; promoted to staff, same key -> {second}")
+        status, body = server.request("POST", "/api/v1/products",
+                                      {"name": "\u200b\u202e", "price": "1.00", "stock": 1}, token=token)
+        report(9, engine, f"product name U+200B U+202E -> {status}")
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        connection.request("GET", "/docs")
+        response = connection.getresponse()
+        response.read()
+        report(9, engine, "GET /docs headers: " + ", ".join(
+            f"{h}: {response.getheader(h)}" for h in ("x-content-type-options", "x-frame-options")))
+
+
 def production_metrics(args, dbs, engine):
     with Server(args.bin, dbs.fresh(engine), env={"TIENDA_ENV": "production"}) as server:
         status, _ = server.request("GET", "/metrics")
@@ -376,6 +481,9 @@ def production_metrics(args, dbs, engine):
 
 
 SCENARIOS = {
+    "bodies": (bodies, True),
+    "integers": (integers, True),
+    "smaller": (smaller, True),
     "guesses": (concurrent_guesses, True),
     "registrations": (lambda a, d, e: [registrations(a, d, e, 64), registrations(a, d, e, 128)], False),
     "emails": (lambda a, d, e: [emails(a, d, e), kelvin_case(a, d, e)], True),

@@ -96,6 +96,7 @@ def page_statement(dialect, filters, key, desc, after=None, limit=None, offset_p
         return deep_offset_statement(dialect, filters, key, desc, offset_page)
     st = Statement()
     st.push("SELECT ").push(COLUMNS)
+    push_total_column(st, dialect, filters, offset_page)
     push_from_where(st, dialect, filters, False)
     direction = "DESC" if desc else "ASC"
     column = KEY_COLUMN[key]
@@ -114,7 +115,9 @@ def deep_offset_statement(dialect, filters, key, desc, offset_page):
     column = KEY_COLUMN[key]
     order = f" ORDER BY {column} {'DESC' if desc else 'ASC'}, p.id {'DESC' if desc else 'ASC'}"
     st = Statement()
-    st.push("SELECT ").push(COLUMNS).push(" FROM products p JOIN (SELECT p.id")
+    st.push("SELECT ").push(COLUMNS)
+    push_total_column(st, dialect, filters, offset_page)
+    st.push(" FROM products p JOIN (SELECT p.id")
     push_from_where(st, dialect, filters, False)
     st.push(order).push(" LIMIT ")
     push_limit(st, None, offset_page)
@@ -191,8 +194,22 @@ def split_parts(max_id, top, parts=2):
              2 ** 63 - 1 if i == parts - 1 else (i + 1) * width, top) for i in range(parts)]
 
 
+def push_total_column(st, dialect, filters, offset_page):
+    """An offset page whose total is a maintained count reads it in the same statement
+    (push_total_column in listing.rs)."""
+    if offset_page is not None and "q" not in filters:
+        st.push(", (")
+        push_count(st, dialect, filters)
+        st.push(") AS total")
+
+
 def count_statement(dialect, filters):
     st = Statement()
+    push_count(st, dialect, filters)
+    return st
+
+
+def push_count(st, dialect, filters):
     column = {None: "total", True: "in_stock", False: "total - in_stock"}[filters.get("in_stock")]
     if "q" not in filters and "min_price" not in filters and "max_price" not in filters:
         st.push(f"SELECT {column} FROM product_counts WHERE id = 1")
@@ -209,7 +226,6 @@ def count_statement(dialect, filters):
     else:
         st.push("SELECT count(*)")
         push_from_where(st, dialect, filters, False)
-    return st
 
 
 # ---------------------------------------------------------------- rendering

@@ -6,6 +6,9 @@
 #   bench/run.sh                                     # SQLite
 #   bench/run.sh --postgres postgres://postgres@127.0.0.1:5432   # SQLite and PostgreSQL
 #   bench/run.sh --help
+#   bench/run.sh --workload issue12 --postgres postgres://postgres@127.0.0.1:5432
+#       # issue 12: GET by id and offset list pages at 64 connections, request logs on,
+#       # against the ceiling and the original Flask stack (bench/issue12.sh)
 #
 # Needs cargo, wrk, sqlite3, curl, python3 (and psql for PostgreSQL); as root on Debian it
 # installs the missing ones with apt-get, otherwise it says what to install. Everything it makes
@@ -15,11 +18,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-ROWS=${BENCH_ROWS:-1000000}
+WORKLOAD=catalogue
+for arg in "$@"; do [ "${prev:-}" = --workload ] && WORKLOAD=$arg; prev=$arg; done
+case $WORKLOAD in
+  catalogue) ROWS_DEFAULT=1000000 CONNECTIONS_DEFAULT=16 ROUNDS_DEFAULT=2 ;;
+  issue12) ROWS_DEFAULT=10000 CONNECTIONS_DEFAULT=64 ROUNDS_DEFAULT=3 ;;
+  *) echo "unknown workload $WORKLOAD: catalogue or issue12" >&2; exit 2 ;;
+esac
+ROWS=${BENCH_ROWS:-$ROWS_DEFAULT}
 DURATION=${BENCH_DURATION:-8}             # seconds of each loaded run (-c CONNECTIONS)
 LAT_DURATION=${BENCH_LATENCY_DURATION:-4} # seconds of each unloaded run (-c1)
-CONNECTIONS=${BENCH_CONNECTIONS:-16}
-ROUNDS=${BENCH_ROUNDS:-2}                 # every scenario runs this many times, interleaved
+CONNECTIONS=${BENCH_CONNECTIONS:-$CONNECTIONS_DEFAULT}
+ROUNDS=${BENCH_ROUNDS:-$ROUNDS_DEFAULT}   # every scenario runs this many times, interleaved
 PG_URL=${BENCH_POSTGRES_URL:-}
 DATA=${BENCH_DATA_DIR:-$ROOT/bench/.data}
 TIENDA_PORT=${BENCH_TIENDA_PORT:-18080}
@@ -37,14 +47,19 @@ usage() {
   cat <<EOF
 
 Options (environment variable in brackets):
+  --workload W       catalogue (default: the issue 3 suite above) or issue12: GET by id and
+                     offset pages 1..50 at 64 connections (wrk -t2), 10,000 products, tienda
+                     as a user runs it (JSON request log on, metrics on) against the ceiling
+                     and, when bench/flask can be set up, Flask under gunicorn -w 4; server
+                     CPU per request from /proc (see bench/issue12.sh)
   --postgres URL     also run on PostgreSQL; URL of a server where the user may create
                      databases [BENCH_POSTGRES_URL]
   --postgres-only    skip SQLite
-  --rows N           catalogue size, default 1000000 [BENCH_ROWS]
+  --rows N           catalogue size, default 1000000 (issue12: 10000) [BENCH_ROWS]
   --duration S       seconds of each loaded run, default 8 [BENCH_DURATION]
   --latency-duration S  seconds of each one-connection run, default 4 [BENCH_LATENCY_DURATION]
-  --rounds N         interleaved repetitions of every scenario, default 2 [BENCH_ROUNDS]
-  --connections N    connections of the loaded runs, default 16 [BENCH_CONNECTIONS]
+  --rounds N         interleaved repetitions of every scenario, default 2 (issue12: 3) [BENCH_ROUNDS]
+  --connections N    connections of the loaded runs, default 16 (issue12: 64) [BENCH_CONNECTIONS]
   --no-build         use the binaries already in \$CARGO_TARGET_DIR (default ./target), or
                      BENCH_TIENDA_BIN and BENCH_CEILING_BIN when set
   --no-plans         skip the query plans
@@ -56,6 +71,7 @@ EOF
 
 while [ $# -gt 0 ]; do
   case $1 in
+    --workload) shift 2 ;;
     --postgres) PG_URL=$2; shift 2 ;;
     --postgres-only) SQLITE=0; shift ;;
     --rows) ROWS=$2; shift 2 ;;
@@ -395,6 +411,9 @@ plans() { # db-label database-url anchor-file
   grep -c '^-- ' "$out" | sed 's/^/  shapes: /'
 }
 
+# shellcheck source=bench/issue12.sh
+source "$ROOT/bench/issue12.sh"
+
 # ------------------------------------------------------------------ main
 note "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); rows $ROWS, $ROUNDS rounds of ${DURATION}s at -c$CONNECTIONS and ${LAT_DURATION}s at -c1"
 git -C "$ROOT" log -1 --format='commit %h %s' 2>/dev/null || true
@@ -402,7 +421,9 @@ git -C "$ROOT" log -1 --format='commit %h %s' 2>/dev/null || true
 if [ "$SQLITE" = 1 ]; then
   note "SQLite: seeding $ROWS products"
   seed_sqlite
-  if [ "$SEED_ONLY" = 0 ]; then
+  if [ "$SEED_ONLY" = 0 ] && [ "$WORKLOAD" = issue12 ]; then
+    issue12_measure sqlite "sqlite://$SQLITE_DB"
+  elif [ "$SEED_ONLY" = 0 ]; then
   python3 bench/listing.py anchors --sqlite "$SQLITE_DB" --depth "$DEPTH" --word "$WORD" \
     >"$DATA/anchors-sqlite.json"
   echo "q=$WORD matches $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["matches"])' "$DATA/anchors-sqlite.json") products"
@@ -414,7 +435,11 @@ fi
 if [ -n "$PG_URL" ]; then
   note "PostgreSQL: seeding $ROWS products"
   seed_postgres
-  if [ "$SEED_ONLY" = 0 ]; then
+  if [ "$SEED_ONLY" = 0 ] && [ "$WORKLOAD" = issue12 ]; then
+    PG_BENCH_URL=$(pg_url_for "$PG_DB")
+    psql "$PG_BENCH_URL" -Xqc "VACUUM (ANALYZE) products"
+    issue12_measure postgres "$PG_BENCH_URL"
+  elif [ "$SEED_ONLY" = 0 ]; then
   PG_BENCH_URL=$(pg_url_for "$PG_DB")
   # Index-only scans (the counts) need the visibility map set, which a VACUUM cannot do while
   # any session on the server holds an old snapshot (an idle transaction of a test suite, say).
@@ -429,4 +454,8 @@ fi
 [ "$SEED_ONLY" = 1 ] && exit 0
 
 note "summary (median over $ROUNDS rounds; raw: $RESULTS)"
-python3 bench/summary.py "$RESULTS" | tee "$DATA/summary-$RUN_ID.md"
+if [ "$WORKLOAD" = issue12 ]; then
+  python3 bench/issue12_summary.py "$RESULTS" | tee "$DATA/summary-$RUN_ID.md"
+else
+  python3 bench/summary.py "$RESULTS" | tee "$DATA/summary-$RUN_ID.md"
+fi

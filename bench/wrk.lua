@@ -1,15 +1,27 @@
 -- wrk script for bench/run.sh.
--- BENCH_RANDOM_PREFIX set: each request is GET <prefix><random id in 1..BENCH_ROWS> (a fixed
--- seed, so every run asks for the same ids). Unset: GET the URL given on the command line.
+-- BENCH_RANDOM_PREFIX set: each request is GET <prefix><random n><BENCH_RANDOM_SUFFIX>, n in
+-- 1..BENCH_RANDOM_MAX (default BENCH_ROWS: a random id). The seed is fixed (plus the thread's
+-- number, so two threads do not ask the same sequence), so every run asks for the same URLs.
+-- Unset: GET the URL given on the command line.
 -- At the end, one machine-readable line:
 --   RESULT <requests> <duration us> <p50 us> <p99 us> <mean us> <non-2xx/3xx> <socket errors>
 local prefix = os.getenv("BENCH_RANDOM_PREFIX") or ""
+local suffix = os.getenv("BENCH_RANDOM_SUFFIX") or ""
 local rows = tonumber(os.getenv("BENCH_ROWS") or "1000000")
+local max = tonumber(os.getenv("BENCH_RANDOM_MAX") or "") or rows
+
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("number", threads)
+end
 
 if prefix ~= "" then
-  math.randomseed(20261129)
+  init = function(args)
+    math.randomseed(20261129 + (number or 0))
+  end
   request = function()
-    return wrk.format("GET", prefix .. math.random(1, rows))
+    return wrk.format("GET", prefix .. math.random(1, max) .. suffix)
   end
 end
 

@@ -1,8 +1,10 @@
-//! The bench ceiling: the least an axum + sqlx server can do to answer `GET /products/{id}`.
+//! The bench ceiling: the least an axum + sqlx server can do to answer `GET /products/{id}` and
+//! `GET /products?page=&per_page=`.
 //!
 //! `bench/run.sh` measures tienda against this so its figures are ratios, not raw numbers that
-//! only mean something on one machine. It reads one row by id with plain sqlx from the same
-//! database tienda uses and returns it as JSON: no middleware, no validation, no ETag.
+//! only mean something on one machine. It reads one row by id, or one page of rows in id order
+//! (`LIMIT`/`OFFSET`, no total), with plain sqlx from the same database tienda uses and returns
+//! it as JSON: no middleware, no validation, no ETag, no log.
 //!
 //! ```sh
 //! CEILING_DATABASE_URL=sqlite://bench/.data/sqlite-1000000.db CEILING_ADDR=127.0.0.1:8090 \
@@ -23,12 +25,12 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::{AssertSqlSafe, Row};
@@ -37,6 +39,9 @@ type AnyError = Box<dyn Error + Send + Sync>;
 
 const SELECT: &str = "SELECT id, sku, name, description, price_cents, stock, version, created_at, updated_at \
                       FROM products WHERE id = $1";
+
+const PAGE: &str = "SELECT id, sku, name, description, price_cents, stock, version, created_at, updated_at \
+                    FROM products ORDER BY id LIMIT $1 OFFSET $2";
 
 #[derive(Clone)]
 enum Db {
@@ -102,6 +107,52 @@ async fn read(db: &Db, id: i64) -> Result<Option<Product>, sqlx::Error> {
             Some(row) => product_from_row!(&row, pg_time).map(Some),
             None => Ok(None),
         },
+    }
+}
+
+async fn read_page(db: &Db, limit: i64, offset: i64) -> Result<Vec<Product>, sqlx::Error> {
+    match db {
+        Db::Sqlite(pool) => {
+            let rows = sqlx::query(PAGE).bind(limit).bind(offset).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| product_from_row!(row, sqlite_time))
+                .collect()
+        }
+        Db::Postgres(pool) => {
+            let rows = sqlx::query(PAGE).bind(limit).bind(offset).fetch_all(pool).await?;
+            rows.iter().map(|row| product_from_row!(row, pg_time)).collect()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct ProductPage {
+    items: Vec<Product>,
+    page: i64,
+    per_page: i64,
+}
+
+/// One page in id order, without the total a real listing would count.
+async fn list_products(State(db): State<Db>, Query(query): Query<PageQuery>) -> Response {
+    let page = query.page.unwrap_or(1).max(1);
+    let per_page = query.per_page.unwrap_or(20).clamp(1, 100);
+    match read_page(&db, per_page, (page - 1) * per_page).await {
+        Ok(items) => axum::Json(ProductPage {
+            items,
+            page,
+            per_page,
+        })
+        .into_response(),
+        Err(error) => {
+            eprintln!("ceiling: {error}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
 }
 
@@ -216,6 +267,7 @@ async fn serve(url: &str) -> Result<(), AnyError> {
     let max_connections: u32 = env_or("CEILING_MAX_CONNECTIONS", "10").parse()?;
     let db = connect(url, max_connections).await?;
     let app = Router::new()
+        .route("/products", get(list_products))
         .route("/products/{id}", get(get_product))
         .with_state(db);
     let listener = tokio::net::TcpListener::bind(&addr).await?;

@@ -14,6 +14,7 @@ Configuration comes from the environment (see README.md for all of it):
   TIENDA_DB_MAX_CONNECTIONS    database pool size (default 10)
   TIENDA_BODY_LIMIT_BYTES      largest request body (default 1048576)
   TIENDA_SHUTDOWN_GRACE_SECS   how long in-flight requests may finish after SIGTERM (default 30)
+  TIENDA_SHUTDOWN_DRAIN_SECS   before closing: serve while not ready, then serve open connections (default 0)
   TIENDA_MAX_CONNECTIONS       connections open at once; more wait in the backlog (default 4096)
   TIENDA_HEADER_TIMEOUT_SECS   a request head must arrive within this (default 10)
   TIENDA_IDLE_TIMEOUT_SECS     an idle keep-alive connection is closed after this (default 60)
@@ -29,6 +30,7 @@ Configuration comes from the environment (see README.md for all of it):
 #[derive(Debug, Parser)]
 #[command(name = "tienda", version, about, after_help = CONFIGURATION)]
 pub struct Cli {
+    /// What to do; `serve` when absent.
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod http;
 pub mod jobs;
 pub mod limits;
+pub mod log_line;
 pub mod observability;
 pub mod services;
 pub mod startup;

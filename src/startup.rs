@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -23,18 +24,25 @@ use crate::store::{Store, StoreError};
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// The database does not answer.
     #[error("cannot connect to the database: {0}")]
     Database(#[source] StoreError),
+    /// A migration failed.
     #[error("cannot migrate the database: {0}")]
     Migrate(#[source] StoreError),
+    /// Redis does not answer.
     #[error("cannot connect to Redis: {0}")]
     Redis(#[source] redis::RedisError),
+    /// The password hasher cannot start.
     #[error("cannot set up authentication: {0}")]
     Hashing(#[source] crate::auth::password::HashError),
+    /// The token keys cannot be made.
     #[error("cannot set up authentication: {0}")]
     Tokens(#[source] crate::auth::tokens::TokenError),
+    /// The first admin cannot be created.
     #[error("cannot create the first admin: {0}")]
     Bootstrap(#[source] crate::services::accounts::AuthError),
+    /// The address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -154,6 +162,8 @@ impl Application {
                 auth,
                 redis,
                 store,
+                draining: Arc::new(AtomicBool::new(false)),
+                closing: Arc::new(AtomicBool::new(false)),
                 config: Arc::new(config),
             }),
         })
@@ -200,6 +210,31 @@ impl Application {
                 grace,
             )));
         }
+        // Shutdown in two steps of `TIENDA_SHUTDOWN_DRAIN_SECS` each, so a load balancer loses
+        // nothing. First: not ready, everything else as usual (balancers that probe readiness
+        // stop sending). Then the listener closes (a refused connection is retried elsewhere
+        // for any method, as it was never sent) while the open connections are still served,
+        // each answer closing its connection; a balancer's idle kept-alive connections are left
+        // for the balancer to close (its keep-alive timeout must be shorter), as closing one
+        // here could cut a request it is sending at that moment.
+        let drain = state.config.shutdown_drain;
+        let limits = ConnectionLimits {
+            linger: drain,
+            ..limits
+        };
+        let (draining, closing) = (state.draining.clone(), state.closing.clone());
+        let shutdown = async move {
+            shutdown.await;
+            draining.store(true, Ordering::SeqCst);
+            if !drain.is_zero() {
+                tracing::info!(
+                    drain_secs = drain.as_secs(),
+                    "shutting down: not ready, still serving for the drain period"
+                );
+                tokio::time::sleep(drain).await;
+            }
+            closing.store(true, Ordering::SeqCst);
+        };
         let app = crate::http::app(state);
         serve(listener, app, limits, shutdown, grace).await;
         background.iter().for_each(JoinHandle::abort);

@@ -1,6 +1,7 @@
 //! What every handler can reach; cheap to clone.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use redis::aio::ConnectionManager;
 
@@ -31,13 +32,21 @@ impl std::ops::Deref for AppState {
 
 /// What every request shares: configuration, store, services and gates.
 pub struct Shared {
+    /// The database.
     pub store: Store,
+    /// The settings.
     pub config: Arc<Config>,
     /// Signs listing cursors with a key derived from the server secret.
     pub cursors: CursorCodec,
     /// Bounds the relevance searches running at once (`TIENDA_SEARCH_CONCURRENCY`).
     pub searches: Gate,
+    /// Accounts and sessions.
     pub auth: AuthService,
     /// The shared Redis, when `REDIS_URL` is set.
     pub redis: Option<ConnectionManager>,
+    /// Set on a shutdown signal: readiness answers 503 while the listener still accepts, for
+    /// `TIENDA_SHUTDOWN_DRAIN_SECS`.
+    pub draining: Arc<AtomicBool>,
+    /// Set when the listener closes: every answer closes its connection.
+    pub closing: Arc<AtomicBool>,
 }

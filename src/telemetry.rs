@@ -1,5 +1,6 @@
-//! Logs and traces: `tracing` with `RUST_LOG` filtering; JSON for machines, readable for people;
-//! spans exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (and no cost when not).
+//! Logs and traces: `tracing` with `RUST_LOG` filtering; JSON for machines (written by
+//! [`crate::log_line`], one line per request among them), readable for people; spans exported over
+//! OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (and no cost when not).
 
 use std::io::IsTerminal;
 
@@ -10,6 +11,8 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::log_line::{JsonLine, LogWriter, LogWriterGuard, SpanFields};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -28,10 +31,10 @@ impl LogFormat {
     }
 }
 
-/// Flushes and stops the trace exporter when dropped. Drop it outside the async runtime: the
-/// exporter's HTTP client is a blocking one.
+/// Flushes and stops the trace exporter, then writes out the buffered log lines, when dropped.
+/// Drop it outside the async runtime: the exporter's HTTP client is a blocking one.
 #[must_use]
-pub struct TelemetryGuard(Option<SdkTracerProvider>);
+pub struct TelemetryGuard(Option<SdkTracerProvider>, Option<LogWriterGuard>);
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
@@ -40,6 +43,7 @@ impl Drop for TelemetryGuard {
         {
             eprintln!("tienda: cannot flush traces: {error}");
         }
+        drop(self.1.take());
     }
 }
 
@@ -78,21 +82,20 @@ pub fn init(format: LogFormat, otlp: bool) -> TelemetryGuard {
         tracing_opentelemetry::layer().with_tracer(provider.tracer("tienda"))
     });
     let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let result = match format {
-        LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false),
-            )
-            .try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer()).try_init(),
+    let (result, log_guard) = match format {
+        LogFormat::Json => {
+            let (writer, guard) = LogWriter::start();
+            let layer = fmt::layer()
+                .fmt_fields(SpanFields)
+                .event_format(JsonLine)
+                .with_writer(writer);
+            (registry.with(layer).try_init(), Some(guard))
+        }
+        LogFormat::Pretty => (registry.with(fmt::layer()).try_init(), None),
     };
     // A second init (tests start many apps in one process) keeps the first subscriber.
     let _ = result;
-    TelemetryGuard(provider)
+    TelemetryGuard(provider, log_guard)
 }
 
 /// Continues the caller's trace: makes `span` a child of the W3C `traceparent` in `headers`.

@@ -35,6 +35,7 @@ pub enum HashError {
     /// Every hashing slot stayed busy for [`HASH_WAIT`].
     #[error(transparent)]
     Overloaded(#[from] Overloaded),
+    /// Hashing itself failed (bad parameters or a stored hash that does not parse).
     #[error("password hashing failed: {0}")]
     Failed(String),
 }

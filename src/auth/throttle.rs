@@ -25,8 +25,11 @@ use crate::domain::user::Email;
 /// How many failed logins and registrations are tolerated, and over which window.
 #[derive(Debug, Clone)]
 pub struct ThrottleSettings {
+    /// How far back failures count.
     pub window: Duration,
+    /// Failed logins tolerated per email within the window.
     pub max_failures_per_email: u64,
+    /// Failed logins tolerated per client address within the window.
     pub max_failures_per_client: u64,
     /// Registrations per client address per hour.
     pub registrations_per_hour: u64,

@@ -15,18 +15,25 @@ pub const LEEWAY_SECS: u64 = 5;
 /// What an access token says: who, with which role, until when.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
+    /// The user's id.
     pub sub: String,
+    /// The user's role when the token was issued.
     pub role: String,
+    /// Issued at, in seconds since the epoch.
     pub iat: i64,
+    /// Expires at, in seconds since the epoch.
     pub exp: i64,
+    /// The token's unique id.
     pub jti: String,
 }
 
 /// Why a token could not be issued or was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// The token could not be signed.
     #[error("cannot sign a token: {0}")]
     Sign(String),
+    /// The token is malformed, expired or not signed by us.
     #[error("invalid token")]
     Invalid,
 }
@@ -37,6 +44,7 @@ pub struct AccessTokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// How long an access token lives.
     pub ttl: chrono::Duration,
 }
 

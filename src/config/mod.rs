@@ -22,26 +22,40 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://tienda.db";
 /// Development (lenient defaults) or production (secrets required, metrics private).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
+    /// Lenient defaults for a developer's machine.
     Development,
+    /// Secrets required, metrics private.
     Production,
 }
 
 /// Every setting, read once at start.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `DATABASE_URL`.
     pub database: ConnectOptions,
+    /// The database pool's size and timeouts.
     pub pool: PoolSettings,
+    /// Where the API listens (`TIENDA_ADDR` or `PORT`).
     pub addr: SocketAddr,
+    /// `TIENDA_ENV`.
     pub environment: Environment,
+    /// Body size, timeouts and connection limits.
     pub http: HttpLimits,
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// `TIENDA_SHUTDOWN_DRAIN_SECS`: after a shutdown signal, how long the instance keeps
+    /// accepting while `/health/ready` says 503, and then, its listener closed, how long its open
+    /// connections are still served (see `startup::Application::run_until`).
+    pub shutdown_drain: Duration,
+    /// `TIENDA_LOG_FORMAT`.
     pub log_format: LogFormat,
     /// The server secret (`TIENDA_JWT_SECRET`); keys for tokens and cursors derive from it.
     pub secret: Secret,
+    /// Tokens, logins and passwords.
     pub auth: AuthSettings,
     /// `REDIS_URL`: shared login throttle (and cache) when set.
     pub redis_url: Option<String>,
+    /// Metrics and trace export.
     pub observability: ObservabilitySettings,
 }
 
@@ -81,13 +95,17 @@ pub struct ObservabilitySettings {
 /// Tokens, bootstrap admin, proxies, throttling and hashing.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
+    /// `TIENDA_ACCESS_TOKEN_TTL_SECS`.
     pub access_token_ttl: Duration,
+    /// `TIENDA_REFRESH_TOKEN_TTL_SECS`.
     pub refresh_token_ttl: Duration,
     /// `TIENDA_PROTECT_READS`: product reads need a valid token too.
     pub protect_reads: bool,
     /// The first admin, created at start when missing.
     pub bootstrap_admin: Option<(Email, Password)>,
+    /// `TIENDA_TRUSTED_PROXIES`: whose forwarded headers name the client.
     pub trusted_proxies: TrustedProxies,
+    /// Login and registration limits.
     pub throttle: ThrottleSettings,
     /// `TIENDA_HASH_CONCURRENCY`: password hashes running at once.
     pub hash_concurrency: usize,
@@ -123,7 +141,9 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {problem}")]
 pub struct ConfigError {
+    /// The variable that holds the bad value.
     pub variable: &'static str,
+    /// What is wrong with it.
     pub problem: String,
 }
 
@@ -153,6 +173,7 @@ impl Config {
             addr: sections::listen_addr(&vars)?,
             environment,
             shutdown_grace: vars.secs("TIENDA_SHUTDOWN_GRACE_SECS", 30, 0, 3600)?,
+            shutdown_drain: vars.secs("TIENDA_SHUTDOWN_DRAIN_SECS", 0, 0, 300)?,
             log_format: sections::log_format(&vars)?,
             secret: sections::secret(&vars, environment)?,
             auth: sections::auth(&vars)?,

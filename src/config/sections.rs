@@ -59,7 +59,7 @@ pub(super) fn database(
     let url = vars
         .get("DATABASE_URL")
         .unwrap_or_else(|| super::DEFAULT_DATABASE_URL.to_owned());
-    let options = ConnectOptions::parse(&url).map_err(|e| invalid("DATABASE_URL", e))?;
+    let options = ConnectOptions::parse(&url).map_err(|e| invalid("DATABASE_URL", e.to_string()))?;
     let search_parts = match vars.get("TIENDA_SEARCH_PARTS") {
         None => None,
         Some(_) => Some(vars.number("TIENDA_SEARCH_PARTS", 1, 1, 16)? as usize),

@@ -62,13 +62,19 @@ impl Reason {
 /// One ledger row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Adjustment {
+    /// The ledger row's id.
     pub id: i64,
+    /// The product whose stock changed.
     pub product_id: i64,
+    /// The signed change.
     pub delta: i64,
+    /// The stock once changed.
     pub stock_after: i64,
+    /// Why it changed.
     pub reason: String,
     /// The user who made the change; `None` for changes made before accounts existed.
     pub actor: Option<i64>,
+    /// When it changed.
     pub created_at: DateTime<Utc>,
 }
 

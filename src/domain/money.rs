@@ -18,10 +18,13 @@ pub struct Price(i64);
 /// Why a text is not a price. Each variant maps to a stable `code` in problem bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
+    /// Not a decimal number.
     #[error("must be a decimal number such as 19.99")]
     InvalidFormat,
+    /// More than two decimal places.
     #[error("at most 2 decimal places")]
     TooManyDecimals,
+    /// Below zero or above the maximum price.
     #[error("must be between 0 and 1000000000")]
     OutOfRange,
 }

@@ -8,7 +8,9 @@ use super::text;
 /// A rule a field broke, with a stable machine-readable `code`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
+    /// A stable code to branch on.
     pub code: &'static str,
+    /// What is wrong, for people.
     pub message: String,
 }
 
@@ -149,20 +151,30 @@ impl Stock {
 /// produces once merged onto the stored product.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductDraft {
+    /// The name.
     pub name: ProductName,
+    /// The description, if any.
     pub description: Option<Description>,
+    /// The sku, if any.
     pub sku: Option<Sku>,
+    /// The price.
     pub price: Price,
+    /// Units in stock.
     pub stock: Stock,
 }
 
 /// A stored product.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
+    /// The product's id.
     pub id: i64,
+    /// What the client owns.
     pub draft: ProductDraft,
+    /// Bumped by every write; the ETag.
     pub version: i64,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -170,10 +182,15 @@ pub struct Product {
 /// `Some(None)` clears it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProductPatch {
+    /// A new name.
     pub name: Option<ProductName>,
+    /// A new description, or `Some(None)` to clear it.
     pub description: Option<Option<Description>>,
+    /// A new sku, or `Some(None)` to clear it.
     pub sku: Option<Option<Sku>>,
+    /// A new price.
     pub price: Option<Price>,
+    /// A new stock.
     pub stock: Option<Stock>,
 }
 

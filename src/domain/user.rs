@@ -94,8 +94,11 @@ impl fmt::Debug for Password {
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
+    /// Reads the catalogue.
     Customer,
+    /// Manages products and stock.
     Staff,
+    /// Manages users too.
     Admin,
 }
 
@@ -131,17 +134,24 @@ impl FromStr for Role {
 /// An account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// The user's id.
     pub id: i64,
+    /// The login email.
     pub email: Email,
+    /// What the user may do.
     pub role: Role,
+    /// A disabled user cannot log in or refresh.
     pub disabled: bool,
+    /// When the account was created.
     pub created_at: DateTime<Utc>,
 }
 
 /// An admin's change to a user: `None` leaves a field alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserChange {
+    /// A new role.
     pub role: Option<Role>,
+    /// Disable or enable the account.
     pub disabled: Option<bool>,
 }
 

@@ -58,6 +58,8 @@ pub(super) async fn serve_connection<S>(
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let mut draining = false;
+    // After the stop, with a linger: when the connection is shut down if still open.
+    let mut linger_until = None;
     loop {
         let deadline = activity.deadline();
         tokio::select! {
@@ -76,6 +78,17 @@ pub(super) async fn serve_connection<S>(
             () = activity.changed.notified() => {}
             _ = stopping.changed(), if !draining => {
                 draining = true;
+                if limits.linger.is_zero() {
+                    connection.as_mut().graceful_shutdown();
+                } else {
+                    // Still served (every answer then says `Connection: close`, see
+                    // `health::close_while_draining`); a balancer's idle kept-alive connection is
+                    // closed by the balancer first, never under a request it is sending.
+                    linger_until = Some(Instant::now() + limits.linger);
+                }
+            }
+            () = sleep_until(linger_until) => {
+                linger_until = None;
                 connection.as_mut().graceful_shutdown();
             }
         }

@@ -18,20 +18,28 @@ use crate::store::{Conflict, StoreError};
 /// [`ApiError::into_response`] picks the status and the headers that go with it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The body's fields are invalid (422).
     #[error("request body is invalid")]
     Validation(FieldErrors),
+    /// Query parameters are invalid (400).
     #[error("query parameters are invalid")]
     InvalidQuery(FieldErrors),
+    /// A header is invalid (400).
     #[error("invalid request header")]
     InvalidHeader(FieldErrors),
+    /// The query string does not decode (400).
     #[error("malformed query string")]
     MalformedQuery,
+    /// The body is not JSON (400); the reason is quoted.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
+    /// The body is not of the expected media type (415).
     #[error("unsupported media type")]
     UnsupportedMediaType(&'static str),
+    /// The body is over the limit (413).
     #[error("payload too large")]
     PayloadTooLarge,
+    /// No such resource or route (404).
     #[error("not found")]
     NotFound,
     /// No credentials were presented.
@@ -40,18 +48,25 @@ pub enum ApiError {
     /// A bearer token or refresh token that is malformed, expired, revoked or replayed.
     #[error("invalid token")]
     InvalidToken,
+    /// Wrong email or password (401).
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Authenticated but not allowed (403).
     #[error("forbidden")]
     Forbidden,
+    /// Too many attempts; retry after this (429).
     #[error("too many requests")]
     TooManyRequests(Duration),
+    /// A named conflict with the stored state (409).
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
+    /// `If-Match` does not hold (412).
     #[error("precondition failed")]
     PreconditionFailed,
+    /// The key's first request is still running (409).
     #[error("idempotency key in use")]
     IdempotencyKeyInUse,
+    /// The key was used for another request (422).
     #[error("idempotency key reused with another request")]
     IdempotencyKeyReused,
     /// The caller holds the most live idempotency keys allowed; the oldest expires after this.
@@ -60,13 +75,20 @@ pub enum ApiError {
     /// A dependency failed to answer; the cause is kept for the log.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
-    /// The readiness probe found a dependency down: `up` or `down` per dependency.
-    #[error("not ready")]
-    NotReady(Map<String, Value>),
+    /// The instance cannot serve: a dependency is down (`checks` says `up` or `down` per
+    /// dependency) or it is draining before shutdown.
+    #[error("not ready: {detail}")]
+    NotReady {
+        /// What is wrong, for the problem's detail.
+        detail: String,
+        /// `up` or `down` per dependency, when they were probed.
+        checks: Option<Map<String, Value>>,
+    },
     /// Too much of an expensive kind of work (password hashing, relevance search) is running;
     /// no slot freed within the wait.
     #[error("overloaded")]
     Overloaded,
+    /// Our fault (500); the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(#[source] anyhow::Error),
 }
@@ -242,19 +264,12 @@ impl ApiError {
                 "/problems/unavailable",
                 "A dependency is unavailable; try again shortly",
             ),
-            ApiError::NotReady(checks) => {
-                let down: Vec<&str> = checks
-                    .iter()
-                    .filter(|(_, state)| *state != "up")
-                    .map(|(name, _)| name.as_str())
-                    .collect();
-                Problem::new(
-                    S::SERVICE_UNAVAILABLE,
-                    "/problems/unavailable",
-                    "A dependency is unavailable; try again shortly",
-                )
-                .detail(format!("not answering: {}", down.join(", ")))
-            }
+            ApiError::NotReady { detail, .. } => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "/problems/unavailable",
+                "A dependency is unavailable; try again shortly",
+            )
+            .detail(detail.clone()),
             ApiError::Overloaded => Problem::new(
                 S::SERVICE_UNAVAILABLE,
                 "/problems/overloaded",
@@ -282,40 +297,18 @@ fn retry_after(error: &ApiError) -> Option<u64> {
         ApiError::TooManyRequests(wait) | ApiError::IdempotencyKeyLimit(wait) => {
             Some(retry_after_secs(*wait))
         }
-        ApiError::Unavailable(_) | ApiError::NotReady(_) | ApiError::Overloaded => Some(1),
+        ApiError::Unavailable(_) | ApiError::NotReady { .. } | ApiError::Overloaded => Some(1),
         _ => None,
     }
-}
-
-/// What the log says about a failed request. The response carries it out to the middleware
-/// that logs it once, inside the request's span; the client gets nothing of it.
-#[derive(Debug, Clone)]
-pub(crate) enum Cause {
-    Internal(String),
-    Unavailable(String),
-}
-
-/// Logs the cause a response carries, if any, and drops it.
-pub(crate) fn log_cause(response: &mut Response) {
-    match response.extensions_mut().remove::<Cause>() {
-        Some(Cause::Internal(error)) => tracing::error!(error, "request failed"),
-        Some(Cause::Unavailable(error)) => tracing::warn!(error, "dependency unavailable"),
-        None => {}
-    }
-}
-
-/// The middleware that logs every failure once; see [`Cause`].
-pub(crate) async fn log_failures(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let mut response = next.run(request).await;
-    log_cause(&mut response);
-    response
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
         let mut response = match &self {
-            ApiError::NotReady(checks) => problem.with_member("checks", Value::Object(checks.clone())),
+            ApiError::NotReady {
+                checks: Some(checks), ..
+            } => problem.with_member("checks", Value::Object(checks.clone())),
             _ => problem.into_response(),
         };
         let headers = response.headers_mut();
@@ -331,9 +324,9 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         let cause = match &self {
-            ApiError::Internal(cause) => Some(Cause::Internal(format!("{cause:#}"))),
+            ApiError::Internal(cause) => Some(super::failure_log::Cause::Internal(format!("{cause:#}"))),
             // The store's message already quotes its source.
-            ApiError::Unavailable(cause) => Some(Cause::Unavailable(cause.to_string())),
+            ApiError::Unavailable(cause) => Some(super::failure_log::Cause::Unavailable(cause.to_string())),
             _ => None,
         };
         if let Some(cause) = cause {

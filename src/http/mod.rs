@@ -6,6 +6,7 @@ pub(crate) mod dto;
 mod envelope;
 pub mod error;
 mod extract;
+mod failure_log;
 mod field_errors;
 mod idempotency;
 mod json_body;
@@ -52,7 +53,7 @@ pub fn app(
     );
     ServiceBuilder::new()
         .layer(envelope::EnvelopeLayer)
-        .layer(middleware::from_fn(error::log_failures))
+        .layer(middleware::from_fn(failure_log::log_failures))
         .layer(CatchPanicLayer::custom(envelope::panic_response))
         .layer(compression)
         .layer(DefaultBodyLimit::max(limits.body_limit))
@@ -86,6 +87,10 @@ fn router(state: AppState) -> Router {
     api.merge(operational)
         .route_layer(envelope::RecordRouteLayer)
         .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            health::close_while_draining,
+        ))
         .with_state(state)
 }
 

@@ -7,8 +7,9 @@
 //! - A request head must arrive whole within `header_timeout`, and a keep-alive connection with
 //!   no request for `idle_timeout` is closed (see [`super::connection`]).
 //! - Accept errors such as EMFILE back off (up to 1 s) and are logged at most every 10 s.
-//! - On shutdown the listener closes at once, idle connections close, requests in flight finish
-//!   within the grace period, and whatever is left after it is dropped.
+//! - On shutdown the listener closes at once, idle connections close (after the linger, when
+//!   there is one), requests in flight finish within the grace period, and whatever is left
+//!   after it is dropped.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -29,9 +30,15 @@ use crate::config::HttpLimits;
 /// The per-connection limits of [`serve`].
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
+    /// How long a request head may take to arrive.
     pub header_timeout: Duration,
+    /// How long a keep-alive connection may sit idle.
     pub idle_timeout: Duration,
+    /// Connections served at once.
     pub max_connections: usize,
+    /// After the listener closes, how long open connections are still served (each answer
+    /// closing its connection) before the idle ones are closed; zero: closed at once.
+    pub linger: Duration,
 }
 
 impl From<&HttpLimits> for ConnectionLimits {
@@ -40,6 +47,7 @@ impl From<&HttpLimits> for ConnectionLimits {
             header_timeout: limits.header_timeout,
             idle_timeout: limits.idle_timeout,
             max_connections: limits.max_connections,
+            linger: Duration::ZERO,
         }
     }
 }

@@ -20,15 +20,19 @@ pub enum AuthError {
     /// Wrong password, unknown email or disabled account: one answer for all three.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Too many failures; retry after this.
     #[error("too many attempts")]
     Throttled(Duration),
     /// A missing, malformed, expired, revoked or replayed token.
     #[error("invalid token")]
     InvalidToken,
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Hashing failed or was overloaded.
     #[error(transparent)]
     Hash(#[from] HashError),
+    /// A token could not be issued.
     #[error(transparent)]
     Token(#[from] TokenError),
 }
@@ -36,8 +40,11 @@ pub enum AuthError {
 /// What a successful login or refresh hands out.
 #[derive(Debug, Clone)]
 pub struct TokenPair {
+    /// The bearer token.
     pub access_token: String,
+    /// Seconds until the access token expires.
     pub expires_in: i64,
+    /// The token that buys the next pair, once.
     pub refresh_token: String,
 }
 

@@ -160,7 +160,10 @@ fn key_bind(key: SortKey, value: &KeyValue) -> Option<Bind> {
 /// pages compare `(key, id)` as a row value, which both engines serve from the `(key, id)` index,
 /// so a deep page costs what the first does (SQLite needs help inside a long run of equal keys:
 /// [`sqlite_keyset_after`]).
-fn page_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, StoreError> {
+///
+/// With `with_total` (offset pages under [`maintained_count`] filters), every row also carries
+/// the page's `total` ([`push_total_column`]).
+fn page_statement(dialect: Dialect, query: &ListQuery, with_total: bool) -> Result<Statement, StoreError> {
     let sort = query.sort;
     if let (
         Dialect::Sqlite,
@@ -173,10 +176,13 @@ fn page_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, Stor
         return sqlite_keyset_after(query, after);
     }
     if let Page::Offset { page: 2.., .. } = query.page {
-        return deep_offset_statement(dialect, query);
+        return deep_offset_statement(dialect, query, with_total);
     }
     let mut statement = Statement::default();
     statement.push("SELECT ").push(COLUMNS);
+    if with_total {
+        push_total_column(&mut statement, dialect, &query.filters);
+    }
     push_from_where(&mut statement, dialect, &query.filters, false);
     let direction = if sort.descending { "DESC" } else { "ASC" };
     let column = key_column(sort.key);
@@ -206,13 +212,20 @@ fn page_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, Stor
 /// sort key's index alone (the ids, and the price and stock the filters read, are in it) and
 /// reading only the page's rows from the table costs a fraction of reading each skipped row
 /// (PostgreSQL, page 45,000 by price: a heap fetch for each of 900,000 skipped rows).
-fn deep_offset_statement(dialect: Dialect, query: &ListQuery) -> Result<Statement, StoreError> {
+fn deep_offset_statement(
+    dialect: Dialect,
+    query: &ListQuery,
+    with_total: bool,
+) -> Result<Statement, StoreError> {
     let sort = query.sort;
     let column = key_column(sort.key);
     let direction = if sort.descending { "DESC" } else { "ASC" };
     let order = format!(" ORDER BY {column} {direction}, p.id {direction}");
     let mut statement = Statement::default();
     statement.push("SELECT ").push(COLUMNS);
+    if with_total {
+        push_total_column(&mut statement, dialect, &query.filters);
+    }
     statement.push(" FROM products p JOIN (SELECT p.id");
     push_from_where(&mut statement, dialect, &query.filters, false);
     statement.push(&order).push(" LIMIT ");
@@ -285,10 +298,14 @@ fn push_limit(statement: &mut Statement, page: &Page) {
 /// Whether the search is the only filter: SQLite can then rank and count from the FTS index
 /// alone, without touching the products table until the page is chosen.
 fn search_only(filters: &Filters) -> bool {
-    filters.q.is_some()
-        && filters.min_price.is_none()
-        && filters.max_price.is_none()
-        && filters.in_stock.is_none()
+    // Every filter named, so a new one must be decided on here (the compiler says so).
+    let Filters {
+        q,
+        min_price,
+        max_price,
+        in_stock,
+    } = filters;
+    q.is_some() && min_price.is_none() && max_price.is_none() && in_stock.is_none()
 }
 
 /// A page in relevance order. Every match must be scored before the best can be known, so the
@@ -416,27 +433,74 @@ fn page_window(page: &Page) -> (u64, u64) {
 /// only: one row; price and `in_stock`: a sum over the prices in the range), else `count(*)`.
 fn count_statement(dialect: Dialect, filters: &Filters) -> Statement {
     let mut statement = Statement::default();
-    let column = match filters.in_stock {
+    push_count(&mut statement, dialect, filters);
+    statement
+}
+
+/// Whether `total` is read from the maintained counts rather than counted: one row, or a sum
+/// over the prices in the range, whatever the catalogue's size.
+fn maintained_count(filters: &Filters) -> bool {
+    filters.q.is_none()
+}
+
+/// Appends [`count_statement`]'s query to `statement` (its parameters numbered after the ones
+/// already there), so it can also be a scalar subquery of the page's statement.
+fn push_count(statement: &mut Statement, dialect: Dialect, filters: &Filters) {
+    // Every filter named, so a new one cannot be left out of the count (a wrong total, silently):
+    // the compiler asks for it here.
+    let Filters {
+        q,
+        min_price,
+        max_price,
+        in_stock,
+    } = filters;
+    let column = match in_stock {
         None => "total",
         Some(true) => "in_stock",
         Some(false) => "total - in_stock",
     };
-    if filters.q.is_none() && filters.min_price.is_none() && filters.max_price.is_none() {
+    if q.is_none() && min_price.is_none() && max_price.is_none() {
         statement.push(&format!("SELECT {column} FROM product_counts WHERE id = 1"));
-    } else if filters.q.is_none() {
+    } else if q.is_none() {
         // sum() of nothing is NULL, and a numeric on PostgreSQL: both made a plain integer.
         statement.push(&format!(
             "SELECT CAST(coalesce(sum({column}), 0) AS BIGINT) FROM product_price_counts WHERE TRUE"
         ));
-        push_price_range(&mut statement, "price_cents", filters);
+        push_price_range(statement, "price_cents", filters);
     } else if dialect == Dialect::Sqlite && search_only(filters) {
         statement.push("SELECT count(*) FROM products_fts WHERE products_fts MATCH ");
         statement.bind(Bind::Text(fts5_match(filters).unwrap_or_default()));
     } else {
         statement.push("SELECT count(*)");
-        push_from_where(&mut statement, dialect, filters, false);
+        push_from_where(statement, dialect, filters, false);
     }
-    statement
+}
+
+/// `, (<the maintained count>) AS total` after the page's columns: an uncorrelated scalar
+/// subquery, which both engines evaluate once per statement (SQLite's `ONCE`, PostgreSQL's
+/// InitPlan), so an offset page and its total are one statement on one connection instead of
+/// two.
+fn push_total_column(statement: &mut Statement, dialect: Dialect, filters: &Filters) {
+    statement.push(", (");
+    push_count(statement, dialect, filters);
+    statement.push(") AS total");
+}
+
+/// Offset pages whose last row is at most this deep are bounded in cost (see [`bounded_cost`]).
+const BOUNDED_DEPTH: u64 = 10_000;
+
+/// Whether a page's statement costs at most a bounded amount whatever the catalogue holds: with
+/// no filter every row qualifies, so the statement walks the sort key's `(key, id)` index for
+/// exactly the rows it returns (a keyset page: `limit + 1`; an offset page: the rows it skips
+/// and its own, at most [`BOUNDED_DEPTH`]) and reads the page's rows by id. Any filter can make
+/// it walk the whole index to fill a page, and a search scores every match.
+fn bounded_cost(query: &ListQuery) -> bool {
+    let unfiltered = query.filters.is_empty() && query.sort.key != SortKey::Relevance;
+    unfiltered
+        && match query.page {
+            Page::Keyset { .. } => true,
+            Page::Offset { page, per_page } => page.saturating_mul(per_page) <= BOUNDED_DEPTH,
+        }
 }
 
 fn key_of(sort: Sort, product: &Product, score: Option<f64>) -> KeyValue {
@@ -464,13 +528,23 @@ impl Store {
             });
         }
         on_db!(self, |reader, _writer, dialect| {
-            // Every listing statement is bounded in time: its request would have given up.
-            let fetch = |statement: Statement| {
+            // Every listing statement whose cost grows with the catalogue is bounded in time: its
+            // request would have given up. One whose cost is bounded by its shape runs as is (on
+            // SQLite the deadline costs two round trips to the connection's thread and a task).
+            let fetch = |statement: Statement, guarded: bool| {
                 let query = bind_all!(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), &statement.binds);
-                reader.fetch_all_within(query, self.statement_timeout)
+                async move {
+                    if guarded {
+                        reader.fetch_all_within(query, self.statement_timeout).await
+                    } else {
+                        Ok(query.fetch_all(reader).await?)
+                    }
+                }
             };
+            let page_guarded = !bounded_cost(query);
             let count = || async {
-                let rows = fetch(count_statement(dialect, &query.filters)).await?;
+                let guarded = !maintained_count(&query.filters);
+                let rows = fetch(count_statement(dialect, &query.filters), guarded).await?;
                 let total: i64 = match rows.first() {
                     Some(row) => row.try_get(0)?,
                     None => 0,
@@ -478,13 +552,26 @@ impl Store {
                 Ok::<_, StoreError>(total.max(0) as u64)
             };
             let (rows, total) = if !relevance {
-                let page = fetch(page_statement(dialect, query)?);
-                if offset_page {
-                    // The page and its count are independent reads: run them at once.
+                if offset_page && maintained_count(&query.filters) {
+                    // The count is a row or two of the maintained counts: read with the page, in
+                    // one statement, rather than on a second connection at once.
+                    let rows = fetch(page_statement(dialect, query, true)?, page_guarded).await?;
+                    let total = match rows.first() {
+                        Some(row) => row.try_get::<i64, _>("total")?.max(0) as u64,
+                        // Past the last page: no row carries the count.
+                        None => count().await?,
+                    };
+                    (rows, Some(total))
+                } else if offset_page {
+                    // The page and a count of the matches are independent reads: run them at once.
+                    let page = fetch(page_statement(dialect, query, false)?, page_guarded);
                     let (rows, total) = tokio::try_join!(page, count())?;
                     (rows, Some(total))
                 } else {
-                    (page.await?, None)
+                    (
+                        fetch(page_statement(dialect, query, false)?, page_guarded).await?,
+                        None,
+                    )
                 }
             } else {
                 let parts = match self.search_parts {
@@ -501,7 +588,8 @@ impl Store {
                 };
                 match parts {
                     None => {
-                        let rows = fetch(relevance_statement(dialect, query, None, offset_page)?).await?;
+                        let rows =
+                            fetch(relevance_statement(dialect, query, None, offset_page)?, true).await?;
                         let total = match rows.first() {
                             _ if !offset_page => None,
                             Some(row) => Some(row.try_get::<i64, _>("total")?.max(0) as u64),
@@ -515,8 +603,10 @@ impl Store {
                             .into_iter()
                             .map(|part| relevance_statement(dialect, query, Some(part), offset_page))
                             .collect::<Result<Vec<_>, _>>()?;
-                        let results =
-                            futures_util::future::try_join_all(statements.into_iter().map(fetch)).await?;
+                        let results = futures_util::future::try_join_all(
+                            statements.into_iter().map(|s| fetch(s, true)),
+                        )
+                        .await?;
                         let mut total = 0;
                         let mut scored = Vec::new();
                         for rows in results {
@@ -584,6 +674,61 @@ mod tests {
 
     fn keyset(limit: u64) -> Page {
         Page::Keyset { limit, after: None }
+    }
+
+    fn query(filters: Filters, page: Page) -> ListQuery {
+        ListQuery {
+            filters,
+            sort: Sort {
+                key: SortKey::Price,
+                descending: true,
+            },
+            page,
+        }
+    }
+
+    #[test]
+    fn only_unfiltered_pages_near_the_start_skip_the_deadline() {
+        let offset = |page, per_page| Page::Offset { page, per_page };
+        assert!(bounded_cost(&query(Filters::default(), keyset(100))));
+        assert!(bounded_cost(&query(Filters::default(), offset(100, 100))));
+        assert!(!bounded_cost(&query(Filters::default(), offset(101, 100))));
+        assert!(!bounded_cost(&query(Filters::default(), offset(u64::MAX, 100))));
+        let in_stock = Filters {
+            in_stock: Some(false),
+            ..Filters::default()
+        };
+        assert!(!bounded_cost(&query(in_stock, keyset(20))));
+        let priced = Filters {
+            min_price: Some(100),
+            ..Filters::default()
+        };
+        assert!(!bounded_cost(&query(priced, offset(1, 20))));
+    }
+
+    #[test]
+    fn the_total_column_is_numbered_before_the_page_parameters() {
+        let filters = Filters {
+            min_price: Some(100),
+            ..Filters::default()
+        };
+        for page in [1, 3] {
+            let statement = page_statement(
+                Dialect::Postgres,
+                &query(filters.clone(), Page::Offset { page, per_page: 20 }),
+                true,
+            )
+            .unwrap();
+            assert!(
+                statement.sql.contains(
+                    "(SELECT CAST(coalesce(sum(total), 0) AS BIGINT) FROM product_price_counts WHERE TRUE AND price_cents >= $1) AS total"
+                ),
+                "{}",
+                statement.sql
+            );
+            assert!(statement.sql.contains("p.price_cents >= $2"), "{}", statement.sql);
+            assert_eq!(statement.binds.len(), 4);
+        }
     }
 
     #[test]

@@ -29,6 +29,20 @@ pub use timestamp::Timestamp;
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
+/// Why `DATABASE_URL` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidDatabaseUrl {
+    /// Neither SQLite nor PostgreSQL.
+    #[error("must start with sqlite: or postgres://")]
+    Scheme,
+    /// A `sqlite:` URL the driver refuses.
+    #[error("invalid SQLite URL: {0}")]
+    Sqlite(#[source] sqlx::Error),
+    /// A `postgres://` URL the driver refuses.
+    #[error("invalid PostgreSQL URL: {0}")]
+    Postgres(#[source] sqlx::Error),
+}
+
 /// Validated connection options, parsed from `DATABASE_URL` once at start.
 #[derive(Debug, Clone)]
 pub enum ConnectOptions {
@@ -37,23 +51,17 @@ pub enum ConnectOptions {
 }
 
 impl ConnectOptions {
-    pub fn parse(url: &str) -> Result<Self, String> {
+    /// The options `url` stands for, or why it cannot be used.
+    pub fn parse(url: &str) -> Result<Self, InvalidDatabaseUrl> {
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
         match scheme {
             "sqlite" => SqliteConnectOptions::from_str(url)
                 .map(Self::Sqlite)
-                .map_err(|e| format!("invalid SQLite URL: {e}")),
+                .map_err(InvalidDatabaseUrl::Sqlite),
             "postgres" | "postgresql" => PgConnectOptions::from_str(url)
                 .map(Self::Postgres)
-                .map_err(|e| format!("invalid PostgreSQL URL: {e}")),
-            _ => Err("must start with sqlite: or postgres://".into()),
-        }
-    }
-
-    pub fn backend(&self) -> Dialect {
-        match self {
-            Self::Sqlite(_) => Dialect::Sqlite,
-            Self::Postgres(_) => Dialect::Postgres,
+                .map_err(InvalidDatabaseUrl::Postgres),
+            _ => Err(InvalidDatabaseUrl::Scheme),
         }
     }
 }
@@ -61,6 +69,9 @@ impl ConnectOptions {
 /// How much of the SQLite file is read through a memory map (1 GiB; a larger file is mapped
 /// this far and read beyond it).
 pub const SQLITE_MMAP_SIZE: u64 = 1 << 30;
+
+/// A pooled PostgreSQL connection idle at least this long is pinged before it is lent out.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Pool sizing and timeouts.
 #[derive(Debug, Clone)]
@@ -99,10 +110,6 @@ impl Dialect {
     pub fn begin_write(self) -> &'static str {
         self.pick("BEGIN IMMEDIATE", "BEGIN")
     }
-
-    pub fn name(self) -> &'static str {
-        self.pick("sqlite", "postgres")
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +142,19 @@ macro_rules! on_db {
     };
 }
 pub(crate) use on_db;
+
+/// A `SELECT` that locks what it reads until the write transaction ends: `FOR UPDATE` (or
+/// `FOR UPDATE OF` a table) on PostgreSQL. SQLite has no such clause and needs none: its write
+/// transaction (`BEGIN IMMEDIATE`) already excludes every other writer.
+macro_rules! for_update {
+    ($dialect:expr, $select:expr) => {
+        $dialect.pick($select, concat!($select, " FOR UPDATE"))
+    };
+    ($dialect:expr, $select:expr, of $table:literal) => {
+        $dialect.pick($select, concat!($select, " FOR UPDATE OF ", $table))
+    };
+}
+pub(crate) use for_update;
 
 /// The database, cheap to clone.
 #[derive(Debug, Clone)]
@@ -169,14 +189,20 @@ impl Store {
                     // of a 2 MiB cache each. A search that scores 10,000 matches touches ~7,000
                     // pages of the FTS size table; through read() that was a third of its time.
                     .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string());
+                // No ping before lending a connection (sqlx's default): a connection to a local
+                // file cannot go stale the way a network one can, and the ping is a round trip
+                // to the connection's worker thread on every acquire, about a sixth of the CPU a
+                // read by id cost (issue 12's profile).
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(settings.acquire_timeout)
+                    .test_before_acquire(false)
                     .connect_with(options.clone())
                     .await?;
                 let reader = SqlitePoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
+                    .test_before_acquire(false)
                     .connect_with(options.read_only(false))
                     .await?;
                 Pool::Sqlite { reader, writer }
@@ -185,6 +211,19 @@ impl Store {
                 PgPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
+                    // sqlx pings every connection before lending it: a round trip to the server
+                    // per request, a fifth of the CPU a read by id cost (issue 12's profile).
+                    // Only a connection idle long enough to have been dropped meanwhile (the
+                    // server restarted, a proxy timed it out) is pinged; a dead one is replaced.
+                    .test_before_acquire(false)
+                    .before_acquire(|connection, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for < PING_IDLE_AFTER {
+                                return Ok(true);
+                            }
+                            Ok(sqlx::Connection::ping(connection).await.is_ok())
+                        })
+                    })
                     .connect_with(options.clone().options([(
                         "statement_timeout",
                         format!("{}ms", settings.statement_timeout.as_millis()),
@@ -208,10 +247,6 @@ impl Store {
             search_split_min_id: settings.search_split_min_id,
             statement_timeout: settings.statement_timeout,
         })
-    }
-
-    pub fn dialect(&self) -> Dialect {
-        on_db!(self, |_r, _w, dialect| dialect)
     }
 
     /// Applies the migrations embedded in the binary that the database has not seen yet.

@@ -6,7 +6,7 @@ use tracing::instrument;
 use super::error::is_unique_violation;
 use super::idempotency::{Completion, write_transaction};
 use super::inventory::insert_ledger;
-use super::{Conflict, Store, StoreError, Timestamp, on_db};
+use super::{Conflict, Store, StoreError, Timestamp, for_update, on_db};
 use crate::domain::etag::Precondition;
 use crate::domain::money::Price;
 use crate::domain::product::{Description, Product, ProductDraft, ProductName, Sku, Stock};
@@ -79,11 +79,6 @@ const INSERT_PRODUCT: &str = concat!(
     product_columns!()
 );
 const SELECT_PRODUCT: &str = concat!("SELECT ", product_columns!(), " FROM products WHERE id = $1");
-const SELECT_PRODUCT_FOR_UPDATE: &str = concat!(
-    "SELECT ",
-    product_columns!(),
-    " FROM products WHERE id = $1 FOR UPDATE"
-);
 const UPDATE_PRODUCT: &str = concat!(
     "UPDATE products SET sku = $1, name = $2, description = $3, price_cents = $4, stock = $5, \
      version = version + 1, updated_at = $6 WHERE id = $7 RETURNING ",
@@ -156,11 +151,13 @@ impl Store {
     ) -> Result<Product, StoreError> {
         let now = Timestamp::now();
         write_transaction!(self, |tx, dialect| {
-            let current: Option<ProductRow> =
-                sqlx::query_as(dialect.pick(SELECT_PRODUCT, SELECT_PRODUCT_FOR_UPDATE))
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let current: Option<ProductRow> = sqlx::query_as(for_update!(
+                dialect,
+                concat!("SELECT ", product_columns!(), " FROM products WHERE id = $1")
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
             let current = Product::try_from(current.ok_or(StoreError::NotFound)?)?;
             if !precondition.holds(current.version) {
                 return Err(StoreError::PreconditionFailed);
@@ -186,13 +183,11 @@ impl Store {
     #[instrument(name = "db.delete_product", skip_all, fields(product_id = id), err(level = "debug"))]
     pub async fn delete_product(&self, id: i64, precondition: &Precondition) -> Result<(), StoreError> {
         write_transaction!(self, |tx, dialect| {
-            let version: Option<i64> = sqlx::query_scalar(dialect.pick(
-                "SELECT version FROM products WHERE id = $1",
-                "SELECT version FROM products WHERE id = $1 FOR UPDATE",
-            ))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let version: Option<i64> =
+                sqlx::query_scalar(for_update!(dialect, "SELECT version FROM products WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let version = version.ok_or(StoreError::NotFound)?;
             if !precondition.holds(version) {
                 return Err(StoreError::PreconditionFailed);

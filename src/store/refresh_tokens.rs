@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use tracing::instrument;
 
 use super::idempotency::write_transaction;
-use super::{Store, StoreError, Timestamp, on_db};
+use super::{Store, StoreError, Timestamp, for_update, on_db};
 
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,11 +116,10 @@ impl Store {
     ) -> Result<Rotation, StoreError> {
         let now = Timestamp::now();
         write_transaction!(self, |tx, dialect| {
-            let found: Option<TokenRow> =
-                sqlx::query_as(dialect.pick(select_token!(""), select_token!(" FOR UPDATE OF t")))
-                    .bind(old_hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let found: Option<TokenRow> = sqlx::query_as(for_update!(dialect, select_token!(""), of "t"))
+                .bind(old_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some(TokenRow {
                 id,
                 user_id,
@@ -178,9 +177,9 @@ impl Store {
     pub async fn revoke_refresh_family(&self, token_hash: &str) -> Result<Logout, StoreError> {
         let now = Timestamp::now();
         write_transaction!(self, |tx, dialect| {
-            let found: Option<(String, Option<Timestamp>)> = sqlx::query_as(dialect.pick(
-                "SELECT family, used_at FROM refresh_tokens WHERE token_hash = $1",
-                "SELECT family, used_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+            let found: Option<(String, Option<Timestamp>)> = sqlx::query_as(for_update!(
+                dialect,
+                "SELECT family, used_at FROM refresh_tokens WHERE token_hash = $1"
             ))
             .bind(token_hash)
             .fetch_optional(&mut *tx)

@@ -5,7 +5,7 @@ use tracing::instrument;
 
 use super::error::is_unique_violation;
 use super::idempotency::write_transaction;
-use super::{Conflict, Store, StoreError, Timestamp, on_db};
+use super::{Conflict, Store, StoreError, Timestamp, for_update, on_db};
 use crate::domain::user::{Email, Role, User, UserChange};
 
 const EMAIL_KEY: &str = "users_email_key";
@@ -128,9 +128,9 @@ impl Store {
     pub async fn update_user(&self, id: i64, change: &UserChange) -> Result<User, StoreError> {
         let now = Timestamp::now();
         write_transaction!(self, |tx, dialect| {
-            let current: Option<UserRow> = sqlx::query_as(dialect.pick(
-                "SELECT id, email, role, disabled, created_at FROM users WHERE id = $1",
-                "SELECT id, email, role, disabled, created_at FROM users WHERE id = $1 FOR UPDATE",
+            let current: Option<UserRow> = sqlx::query_as(for_update!(
+                dialect,
+                "SELECT id, email, role, disabled, created_at FROM users WHERE id = $1"
             ))
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -141,9 +141,9 @@ impl Store {
             let was_active_admin = current.role == Role::Admin && !current.disabled;
             let stays_active_admin = role == Role::Admin && !disabled;
             if was_active_admin && !stays_active_admin {
-                let admins: Vec<i64> = sqlx::query_scalar(dialect.pick(
-                    "SELECT id FROM users WHERE role = 'admin' AND disabled = FALSE",
-                    "SELECT id FROM users WHERE role = 'admin' AND disabled = FALSE FOR UPDATE",
+                let admins: Vec<i64> = sqlx::query_scalar(for_update!(
+                    dialect,
+                    "SELECT id FROM users WHERE role = 'admin' AND disabled = FALSE"
                 ))
                 .fetch_all(&mut *tx)
                 .await?;

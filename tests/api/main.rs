@@ -15,6 +15,7 @@ mod inventory;
 mod listing;
 mod openapi;
 mod operations;
+mod outage;
 mod process;
 mod products;
 mod validation;

@@ -67,7 +67,7 @@ pub struct Live {
     status: String,
 }
 
-/// The body of `/health/ready` when every dependency answers.
+/// The body of `/health/ready` when the instance can serve.
 #[derive(Serialize, ToSchema)]
 pub struct Ready {
     #[schema(example = "ready")]

@@ -1,10 +1,12 @@
 //! Health and metrics: what load balancers and Prometheus call.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -19,23 +21,53 @@ pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Whether every dependency answers.
+/// Whether the instance can serve.
 ///
-/// 200 when every configured dependency answers within a second, else 503 naming the one that
-/// failed (a problem body with a checks member).
+/// 200 when the database answers within a second (status degraded when Redis does not: requests
+/// still succeed without it), else 503 naming what failed (a problem body with a checks member).
+/// 503 too while the instance drains before shutting down.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
-    responses((status = 200, description = "Every dependency answers", body = crate::http::openapi::Ready)))]
+    responses((status = 200, description = "The database answers", body = crate::http::openapi::Ready)))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state.draining.load(Ordering::SeqCst) {
+        return Err(ApiError::NotReady {
+            detail: "shutting down".into(),
+            checks: None,
+        });
+    }
     let results = observability::probe(&state.store, state.redis.as_ref(), Duration::from_secs(1)).await;
     let checks: Map<String, Value> = results
         .iter()
         .map(|(name, up)| (name.to_string(), Value::from(if *up { "up" } else { "down" })))
         .collect();
-    if results.iter().all(|(_, up)| *up) {
-        Ok(Json(json!({"status": "ready", "checks": checks})))
-    } else {
-        Err(ApiError::NotReady(checks))
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|(_, up)| !up)
+        .map(|(name, _)| *name)
+        .collect();
+    // Redis only shares the throttle (and cache) between instances; without it each instance
+    // falls back to its own, so it degrades the service rather than stopping it.
+    if failed.iter().all(|name| *name == "redis") {
+        let status = if failed.is_empty() { "ready" } else { "degraded" };
+        return Ok(Json(json!({"status": status, "checks": checks})));
     }
+    Err(ApiError::NotReady {
+        detail: format!("not answering: {}", failed.join(", ")),
+        checks: Some(checks),
+    })
+}
+
+/// Once the listener has closed at shutdown, every answer says `Connection: close`: the
+/// balancer's kept-alive connections to this instance end after their next answer instead of
+/// being cut under a request already sent on one.
+pub async fn close_while_draining(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if state.closing.load(Ordering::SeqCst) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Prometheus text format.
