@@ -111,6 +111,8 @@ fn build() -> Value {
         .split_for_parts();
     let mut doc = serde_json::to_value(api).unwrap_or_else(|_| json!({}));
     doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    // The SPDX id, which tools read instead of the display name.
+    doc["info"]["license"]["identifier"] = json!("MIT");
     // Relative: the document is served by the API itself, so "/" is wherever it was fetched
     // from (Swagger UI's "Try it out" and generated clients' base URL alike).
     doc["servers"] = json!([{"url": "/", "description": "The server that serves this document"}]);
