@@ -203,6 +203,16 @@ async fn the_authorize_dialog_logs_in_with_email_and_password_in_headless_chromi
         let mut browser = cdp::Browser::launch(chromium, profile.path());
         let target = browser.open(&docs);
         let mut page = cdp::Session::connect(&target);
+        // The tab starts on about:blank: wait until /docs has loaded, or the script would run in
+        // a page that is going away.
+        let loaded = "document.readyState === 'complete' && location.pathname === '/docs/'";
+        for _ in 0..150 {
+            let state = page.call("Runtime.evaluate", serde_json::json!({"expression": loaded}));
+            if state["result"]["result"]["value"] == true {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let answer = page.call(
             "Runtime.evaluate",
             serde_json::json!({"expression": script, "awaitPromise": true, "returnByValue": true}),
@@ -214,7 +224,7 @@ async fn the_authorize_dialog_logs_in_with_email_and_password_in_headless_chromi
     .unwrap();
     let result = &outcome["result"]["result"]["value"];
     assert!(result.is_object(), "the script failed: {outcome}");
-    assert_eq!(result["flow"], "password", "{result}");
+    assert_eq!(result["token_url"], "/api/v1/auth/login", "{result}");
     assert_eq!(result["dialog_says_authorized"], true, "{result}");
     assert_eq!(result["token_type"], "Bearer", "{result}");
     assert_eq!(result["me"], ADMIN_EMAIL, "{result}");
@@ -236,7 +246,7 @@ const LOGIN_SCRIPT: &str = r#"(async () => {
   (await until(() => document.querySelector('.auth-wrapper .btn.authorize'), 'the Authorize button')).click();
   const username = await until(() => document.querySelector('#oauth_username'), 'the username field');
   const dialog = username.closest('.auth-container');
-  const flow = dialog.querySelector('code') ? dialog.querySelector('code').innerText : null;
+  const tokenUrl = dialog.querySelector('code') ? dialog.querySelector('code').innerText.trim() : null;
   type(username, EMAIL);
   type(dialog.querySelector('#oauth_password'), PASSWORD);
   dialog.querySelector('.btn.modal-btn.auth.authorize').click();
@@ -246,7 +256,7 @@ const LOGIN_SCRIPT: &str = r#"(async () => {
   const me = await fetch('/api/v1/auth/me', { headers: { Authorization: 'Bearer ' + token.access_token } })
     .then((r) => r.ok ? r.json() : { email: 'HTTP ' + r.status });
   return {
-    flow,
+    token_url: tokenUrl,
     dialog_says_authorized: /Authorized/.test(dialog.innerText),
     errors: dialog.querySelector('.errors') ? dialog.querySelector('.errors').innerText : null,
     token_type: token.token_type,
@@ -307,15 +317,33 @@ mod cdp {
         /// Opens `url` in a new tab: its DevTools WebSocket URL.
         pub fn open(&self, url: &str) -> String {
             let mut stream = TcpStream::connect(&self.devtools).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+                .unwrap();
             let request = format!(
-                "PUT /json/new?{url} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                "PUT /json/new?{url} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\n\r\n",
                 self.devtools
             );
             stream.write_all(request.as_bytes()).unwrap();
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).unwrap();
-            let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
-            let target: Value = serde_json::from_str(body).unwrap();
+            // The DevTools server keeps the connection open: read the head, then Content-Length.
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let target: Value = serde_json::from_slice(&body).unwrap();
             target["webSocketDebuggerUrl"].as_str().unwrap().to_owned()
         }
 
