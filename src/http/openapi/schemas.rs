@@ -130,18 +130,6 @@ pub struct LoginRequest {
     password: String,
 }
 
-/// The OAuth 2.0 password grant (RFC 6749 §4.3) as a form: the login of Swagger UI's Authorize
-/// dialog and of OAuth client libraries. `scope`, `client_id` and `client_secret` are ignored.
-#[derive(Deserialize, ToSchema)]
-#[schema(example = json!({"grant_type": "password", "username": "ana@example.com", "password": "a long passphrase"}))]
-pub struct PasswordGrant {
-    #[schema(pattern = "^password$")]
-    grant_type: String,
-    /// The account's email.
-    username: String,
-    password: String,
-}
-
 /// A refresh token, for refresh and logout.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

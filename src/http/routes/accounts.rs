@@ -58,9 +58,7 @@ pub async fn register(
 /// `username`, `password`), as Swagger UI's Authorize dialog sends it; the answers are the same.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     extensions(("x-problems" = json!([400,401,413,415,422,429]))),
-    request_body(content(
-        (crate::http::openapi::schemas::LoginRequest = "application/json"),
-        (crate::http::openapi::schemas::PasswordGrant = "application/x-www-form-urlencoded"))),
+    request_body = crate::http::openapi::schemas::LoginRequest,
     responses((status = 200, description = "Tokens", body = TokenResponse)))]
 #[instrument(skip_all)]
 pub async fn login(
