@@ -151,8 +151,8 @@ impl Application {
                  or TIENDA_METRICS_PUBLIC=true"
             );
         }
-        crate::observability::install();
-        crate::observability::zero_counters();
+        crate::metrics::install();
+        crate::metrics::zero_counters();
         Ok(Application {
             listener,
             metrics_listener,
@@ -190,7 +190,7 @@ impl Application {
         let grace = state.config.shutdown_grace;
         let store = state.store.clone();
         let mut background = vec![crate::jobs::spawn_purge(store.clone(), crate::jobs::PURGE_EVERY)];
-        background.extend(crate::observability::spawn_samplers(
+        background.extend(crate::metrics::spawn_samplers(
             store.clone(),
             state.redis.clone(),
             state.config.observability.low_stock_below,

@@ -1,7 +1,7 @@
 //! Configuration: read from the environment once at start, validated, then immutable.
 //!
 //! A leaf of the crate: it names the settings types of the subsystems below it (store, auth,
-//! telemetry) but nothing above it, so `http -> state -> config` never loops back.
+//! logs) but nothing above it, so `http -> state -> config` never loops back.
 
 mod sections;
 mod vars;
@@ -12,8 +12,8 @@ use std::time::Duration;
 use crate::auth::client_ip::TrustedProxies;
 use crate::auth::throttle::ThrottleSettings;
 use crate::domain::user::{Email, Password};
+use crate::logs::LogFormat;
 use crate::store::{ConnectOptions, PoolSettings};
-use crate::telemetry::LogFormat;
 use vars::Vars;
 
 /// Where the data lives when `DATABASE_URL` is unset.

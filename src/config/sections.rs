@@ -8,8 +8,8 @@ use super::{AuthSettings, ConfigError, Environment, HttpLimits, ObservabilitySet
 use crate::auth::client_ip::TrustedProxies;
 use crate::auth::throttle::ThrottleSettings;
 use crate::domain::user::{Email, Password};
+use crate::logs::LogFormat;
 use crate::store::{ConnectOptions, PoolSettings};
-use crate::telemetry::LogFormat;
 
 pub(super) fn environment(vars: &Vars) -> Result<Environment, ConfigError> {
     match vars.get("TIENDA_ENV").as_deref() {

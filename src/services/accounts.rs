@@ -10,7 +10,7 @@ use crate::auth::password::{HashError, Passwords};
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::{AccessTokens, TokenError, hash_refresh_token, new_refresh_token};
 use crate::domain::user::{Email, Password, Role, User};
-use crate::observability;
+use crate::metrics;
 use crate::store::refresh_tokens::{Lifetime, Logout, Rotation};
 use crate::store::{Store, StoreError};
 
@@ -149,23 +149,23 @@ impl AuthService {
         let reservation = match self.throttle.reserve_login(email.as_ref(), client).await {
             Ok(reservation) => reservation,
             Err(wait) => {
-                observability::login("throttled");
+                metrics::login("throttled");
                 return Err(AuthError::Throttled(wait));
             }
         };
         let Some(email) = email else {
-            observability::login("failure");
+            metrics::login("failure");
             return Err(AuthError::InvalidCredentials);
         };
         match self.check_password(&email, password).await {
             Ok(user) => {
                 self.throttle.release(reservation).await;
-                observability::login("success");
+                metrics::login("success");
                 let pair = self.issue_pair(&user).await?;
                 Ok((user, pair))
             }
             Err(AuthError::InvalidCredentials) => {
-                observability::login("failure");
+                metrics::login("failure");
                 Err(AuthError::InvalidCredentials)
             }
             Err(other) => {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::http::error::ApiError;
-use crate::observability;
+use crate::metrics;
 use crate::state::AppState;
 
 /// 200 while the process serves.
@@ -35,7 +35,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
             checks: None,
         });
     }
-    let results = observability::probe(&state.store, state.redis.as_ref(), Duration::from_secs(1)).await;
+    let results = metrics::probe(&state.store, state.redis.as_ref(), Duration::from_secs(1)).await;
     let checks: Map<String, Value> = results
         .iter()
         .map(|(name, up)| (name.to_string(), Value::from(if *up { "up" } else { "down" })))
@@ -77,7 +77,7 @@ pub async fn close_while_draining(State(state): State<AppState>, request: Reques
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics() -> Response {
-    match observability::install() {
+    match metrics::install() {
         Some(handle) => {
             observability::sample_process();
             handle.run_upkeep();

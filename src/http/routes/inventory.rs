@@ -51,7 +51,7 @@ pub async fn adjust_stock(
             .store
             .adjust_stock(id.0, delta, &reason, Some(user.id), completion)
             .await?;
-        crate::observability::stock_adjusted(adjustment.delta);
+        crate::metrics::stock_adjusted(adjustment.delta);
         Ok(adjustment)
     })
     .await
