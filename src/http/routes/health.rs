@@ -79,7 +79,7 @@ pub async fn close_while_draining(State(state): State<AppState>, request: Reques
 pub async fn metrics() -> Response {
     match metrics::install() {
         Some(handle) => {
-            observability::sample_process();
+            metrics::sample_process();
             handle.run_upkeep();
             (
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
