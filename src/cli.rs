@@ -30,10 +30,12 @@ Configuration comes from the environment (see README.md for all of it):
 #[derive(Debug, Parser)]
 #[command(name = "tienda", version, about, after_help = CONFIGURATION)]
 pub struct Cli {
+    /// What to do; `serve` when absent.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Migrate the database, then serve the HTTP API until SIGTERM or Ctrl-C (the default).
@@ -45,6 +47,7 @@ pub enum Command {
     Users(UsersCommand),
 }
 
+/// `tienda users …`.
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Create a user. The password is read from a prompt, or from stdin with --password-stdin;

@@ -3,43 +3,73 @@
 use crate::config::Config;
 use crate::domain::product::Invalid;
 use crate::domain::user::{Email, Password, Role};
-use crate::services::auth::AuthError;
-use crate::startup::{auth_service, open_store};
+use crate::services::accounts::AuthError;
+use crate::startup::{StartupError, auth_service, open_store};
 use crate::store::StoreError;
 
+/// Why a command failed; the message is what the operator sees.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// An argument that does not parse; the message names it.
+    #[error("{argument}: {message}")]
+    InvalidArgument { argument: &'static str, message: String },
+    /// The password could not be read from the prompt or from stdin.
+    #[error("cannot read the password{}: {source}", if *.from_stdin { " from stdin" } else { "" })]
+    ReadPassword {
+        from_stdin: bool,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The two prompted passwords differ.
+    #[error("the passwords differ")]
+    PasswordsDiffer,
+    /// Another user has this email.
+    #[error("a user with email {0} already exists")]
+    DuplicateUser(String),
+    /// The store or the auth service could not start.
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    /// Creating the user failed.
+    #[error(transparent)]
+    Auth(AuthError),
+}
+
+fn invalid(argument: &'static str, invalid: Invalid) -> CommandError {
+    CommandError::InvalidArgument {
+        argument,
+        message: invalid.message,
+    }
+}
+
 /// `tienda users create`: the password comes from a prompt or from stdin, never from argv.
-pub async fn create_user(config: &Config, email: &str, role: &str, from_stdin: bool) -> Result<i64, String> {
-    let email = Email::parse(email).map_err(|e| format!("--email: {}", e.message))?;
-    let role: Role = role
-        .parse()
-        .map_err(|e: Invalid| format!("--role: {}", e.message))?;
+pub async fn create_user(
+    config: &Config,
+    email: &str,
+    role: &str,
+    from_stdin: bool,
+) -> Result<i64, CommandError> {
+    let email = Email::parse(email).map_err(|e| invalid("--email", e))?;
+    let role: Role = role.parse().map_err(|e: Invalid| invalid("--role", e))?;
+    let read_error = |source| CommandError::ReadPassword { from_stdin, source };
     let password = if from_stdin {
         let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+        std::io::stdin().read_line(&mut line).map_err(read_error)?;
         line.trim_end_matches(['\n', '\r']).to_owned()
     } else {
-        let first =
-            rpassword::prompt_password("Password: ").map_err(|e| format!("cannot read the password: {e}"))?;
-        let again =
-            rpassword::prompt_password("Again: ").map_err(|e| format!("cannot read the password: {e}"))?;
+        let first = rpassword::prompt_password("Password: ").map_err(read_error)?;
+        let again = rpassword::prompt_password("Again: ").map_err(read_error)?;
         if first != again {
-            return Err("the passwords differ".into());
+            return Err(CommandError::PasswordsDiffer);
         }
         first
     };
-    let password = Password::new_password(password).map_err(|e| format!("password: {}", e.message))?;
-    let store = open_store(config).await.map_err(|e| e.to_string())?;
-    let auth = auth_service(config, &store, None)
-        .await
-        .map_err(|e| e.to_string())?;
+    let password = Password::new_password(password).map_err(|e| invalid("password", e))?;
+    let store = open_store(config).await?;
+    let auth = auth_service(config, &store, None).await?;
     let result = auth.create_user(&email, password, role).await;
     store.close().await;
     result.map(|user| user.id).map_err(|e| match e {
-        AuthError::Store(StoreError::Conflict(_)) => {
-            format!("a user with email {} already exists", email.as_str())
-        }
-        other => other.to_string(),
+        AuthError::Store(StoreError::Conflict(_)) => CommandError::DuplicateUser(email.as_str().to_owned()),
+        other => CommandError::Auth(other),
     })
 }

@@ -12,6 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("overloaded: no slot freed within {waited:?}")]
 pub struct Overloaded {
+    /// How long the caller waited.
     pub waited: Duration,
 }
 

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     };
     // Telemetry starts (and its guard flushes traces) outside the runtime: the OTLP exporter
     // runs on a thread of its own with a blocking client.
-    let _telemetry = tienda::telemetry::init(config.log_format, config.observability.otlp);
+    let _telemetry = tienda::logs::init(config.log_format, config.observability.otlp);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("cannot start the runtime: {error}")),
@@ -61,7 +61,7 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
                 println!("created user {id} ({email}, {role})");
                 ExitCode::SUCCESS
             }
-            Err(message) => fail(&message),
+            Err(error) => fail(&error.to_string()),
         },
     }
 }

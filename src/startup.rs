@@ -17,23 +17,32 @@ use crate::config::Config;
 use crate::domain::cursor::CursorCodec;
 use crate::http::server::{ConnectionLimits, serve};
 use crate::limits::Gate;
-use crate::services::auth::AuthService;
+use crate::services::accounts::AuthService;
 use crate::state::{AppState, Shared};
 use crate::store::{Store, StoreError};
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// The database does not answer.
     #[error("cannot connect to the database: {0}")]
     Database(#[source] StoreError),
+    /// A migration failed.
     #[error("cannot migrate the database: {0}")]
     Migrate(#[source] StoreError),
+    /// Redis does not answer.
     #[error("cannot connect to Redis: {0}")]
     Redis(#[source] redis::RedisError),
+    /// The password hasher cannot start.
     #[error("cannot set up authentication: {0}")]
-    Auth(String),
+    Hashing(#[source] crate::auth::password::HashError),
+    /// The token keys cannot be made.
+    #[error("cannot set up authentication: {0}")]
+    Tokens(#[source] crate::auth::tokens::TokenError),
+    /// The first admin cannot be created.
     #[error("cannot create the first admin: {0}")]
-    Bootstrap(String),
+    Bootstrap(#[source] crate::services::accounts::AuthError),
+    /// The address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -86,9 +95,9 @@ pub async fn auth_service(
 ) -> Result<AuthService, StartupError> {
     let passwords = Passwords::new(config.auth.hash_concurrency)
         .await
-        .map_err(|e| StartupError::Auth(e.to_string()))?;
+        .map_err(StartupError::Hashing)?;
     let tokens = AccessTokens::new(config.secret.expose(), config.auth.access_token_ttl)
-        .map_err(|e| StartupError::Auth(e.to_string()))?;
+        .map_err(StartupError::Tokens)?;
     let settings = config.auth.throttle.clone();
     let throttle = match redis {
         Some(redis) => LoginThrottle::redis(settings, redis.clone()),
@@ -105,6 +114,7 @@ pub async fn auth_service(
 }
 
 impl Application {
+    /// Connects, migrates, bootstraps the admin and binds the listeners.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let store = open_store(&config).await?;
         let redis = connect_redis(&config).await?;
@@ -113,7 +123,7 @@ impl Application {
             let created = auth
                 .ensure_admin(email, password.clone())
                 .await
-                .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+                .map_err(StartupError::Bootstrap)?;
             if created {
                 tracing::info!(email = email.as_str(), "first admin created");
             }
@@ -141,8 +151,8 @@ impl Application {
                  or TIENDA_METRICS_PUBLIC=true"
             );
         }
-        crate::observability::install();
-        crate::observability::zero_counters();
+        crate::metrics::install();
+        crate::metrics::zero_counters();
         Ok(Application {
             listener,
             metrics_listener,
@@ -180,7 +190,7 @@ impl Application {
         let grace = state.config.shutdown_grace;
         let store = state.store.clone();
         let mut background = vec![crate::jobs::spawn_purge(store.clone(), crate::jobs::PURGE_EVERY)];
-        background.extend(crate::observability::spawn_samplers(
+        background.extend(crate::metrics::spawn_samplers(
             store.clone(),
             state.redis.clone(),
             state.config.observability.low_stock_below,

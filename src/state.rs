@@ -8,7 +8,7 @@ use redis::aio::ConnectionManager;
 use crate::config::Config;
 use crate::domain::cursor::CursorCodec;
 use crate::limits::Gate;
-use crate::services::auth::AuthService;
+use crate::services::accounts::AuthService;
 use crate::store::Store;
 
 /// Cloned for every request (axum's `State`), so a clone is one reference count.
@@ -16,6 +16,7 @@ use crate::store::Store;
 pub struct AppState(Arc<Shared>);
 
 impl AppState {
+    /// State around what is shared.
     pub fn new(shared: Shared) -> Self {
         AppState(Arc::new(shared))
     }
@@ -29,13 +30,17 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// What every request shares: configuration, store, services and gates.
 pub struct Shared {
+    /// The database.
     pub store: Store,
+    /// The settings.
     pub config: Arc<Config>,
     /// Signs listing cursors with a key derived from the server secret.
     pub cursors: CursorCodec,
     /// Bounds the relevance searches running at once (`TIENDA_SEARCH_CONCURRENCY`).
     pub searches: Gate,
+    /// Accounts and sessions.
     pub auth: AuthService,
     /// The shared Redis, when `REDIS_URL` is set.
     pub redis: Option<ConnectionManager>,

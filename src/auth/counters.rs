@@ -57,6 +57,7 @@ pub struct Attempt<'a> {
 }
 
 impl Table {
+    /// Counters that forget attempts older than `window`.
     pub fn new(window: Duration) -> Self {
         Table {
             window,

@@ -19,7 +19,9 @@ use crate::limits::{Gate, Overloaded};
 /// argon2id with OWASP's recommended minimum: 19 MiB of memory, 2 passes, 1 lane
 /// (about 30 ms per hash on one core of a current server in a release build).
 pub const MEMORY_KIB: u32 = 19 * 1024;
+/// Argon2id passes over memory.
 pub const PASSES: u32 = 2;
+/// Argon2id lanes: one, since each hash runs on one blocking thread.
 pub const LANES: u32 = 1;
 const SALT_LEN: usize = 16;
 const OUTPUT_LEN: usize = 32;
@@ -27,11 +29,13 @@ const OUTPUT_LEN: usize = 32;
 /// How long a login or registration waits for a hashing slot before a 503.
 pub const HASH_WAIT: Duration = Duration::from_secs(2);
 
+/// Why a hash could not be made or checked.
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     /// Every hashing slot stayed busy for [`HASH_WAIT`].
     #[error(transparent)]
     Overloaded(#[from] Overloaded),
+    /// Hashing itself failed (bad parameters or a stored hash that does not parse).
     #[error("password hashing failed: {0}")]
     Failed(String),
 }
@@ -106,6 +110,7 @@ impl Passwords {
         Self::with_wait(concurrency, HASH_WAIT).await
     }
 
+    /// Like `new`, with how long a caller waits for a hashing slot.
     pub async fn with_wait(concurrency: usize, wait: Duration) -> Result<Self, HashError> {
         let pool = Arc::new(Pool {
             gate: Gate::new(concurrency, wait),

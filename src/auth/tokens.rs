@@ -12,19 +12,28 @@ use crate::domain::user::{Role, User};
 /// Seconds of clock skew tolerated on `exp`.
 pub const LEEWAY_SECS: u64 = 5;
 
+/// What an access token says: who, with which role, until when.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
+    /// The user's id.
     pub sub: String,
+    /// The user's role when the token was issued.
     pub role: String,
+    /// Issued at, in seconds since the epoch.
     pub iat: i64,
+    /// Expires at, in seconds since the epoch.
     pub exp: i64,
+    /// The token's unique id.
     pub jti: String,
 }
 
+/// Why a token could not be issued or was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// The token could not be signed.
     #[error("cannot sign a token: {0}")]
     Sign(String),
+    /// The token is malformed, expired or not signed by us.
     #[error("invalid token")]
     Invalid,
 }
@@ -35,6 +44,7 @@ pub struct AccessTokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// How long an access token lives.
     pub ttl: chrono::Duration,
 }
 
@@ -45,6 +55,7 @@ impl std::fmt::Debug for AccessTokens {
 }
 
 impl AccessTokens {
+    /// Keys derived from the server secret; tokens live for `ttl`.
     pub fn new(secret: &[u8], ttl: std::time::Duration) -> Result<Self, TokenError> {
         let encoding = EncodingKey::from_secret(secret).map_err(|e| TokenError::Sign(e.to_string()))?;
         let decoding = DecodingKey::from_secret(secret).map_err(|e| TokenError::Sign(e.to_string()))?;
@@ -63,6 +74,7 @@ impl AccessTokens {
         })
     }
 
+    /// A signed access token for `user`, issued at `now`.
     pub fn issue(&self, user: &User, now: DateTime<Utc>) -> Result<String, TokenError> {
         let claims = Claims {
             sub: user.id.to_string(),

@@ -34,6 +34,7 @@ pub struct CursorState {
     pub after: After,
 }
 
+/// A cursor that was not issued by this server, or was altered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the cursor is not one this server issued")]
 pub struct InvalidCursor;
@@ -51,6 +52,7 @@ impl std::fmt::Debug for CursorCodec {
 }
 
 impl CursorCodec {
+    /// Cursors signed with a key derived from `key`.
     pub fn new(key: &[u8]) -> Self {
         CursorCodec { key: key.to_vec() }
     }
@@ -75,6 +77,7 @@ impl CursorCodec {
         mac
     }
 
+    /// The opaque cursor of the page after `after`, carrying the sort, filters and limit.
     pub fn encode(&self, sort: Sort, filters: &Filters, limit: u64, after: After) -> String {
         let state = CursorState {
             version: VERSION,
@@ -92,6 +95,7 @@ impl CursorCodec {
         )
     }
 
+    /// The state a cursor carries, if this server issued it unaltered.
     pub fn decode(&self, cursor: &str) -> Result<CursorState, InvalidCursor> {
         if cursor.len() > 4096 {
             return Err(InvalidCursor);

@@ -31,6 +31,7 @@ pub enum Precondition {
 }
 
 impl Precondition {
+    /// Whether a write may go ahead on a resource at `current_version`.
     pub fn holds(&self, current_version: i64) -> bool {
         match self {
             Precondition::Always => true,

@@ -16,6 +16,7 @@ pub const MAX_LIVE_KEYS: usize = 10_000;
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
+    /// The key as the header carries it, or why it is refused.
     pub fn parse(raw: &[u8]) -> Result<Self, Invalid> {
         if raw.is_empty() || raw.len() > 255 || !raw.iter().all(|b| (0x20..=0x7e).contains(b)) {
             return Err(Invalid::new(
@@ -26,6 +27,7 @@ impl IdempotencyKey {
         Ok(IdempotencyKey(String::from_utf8_lossy(raw).into_owned()))
     }
 
+    /// The key's text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -40,14 +42,6 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
         hash.update(part);
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A response as stored for replay: status, the headers that matter, the body's bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
 }
 
 #[cfg(test)]

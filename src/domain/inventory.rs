@@ -9,6 +9,7 @@ use super::product::{Invalid, Stock};
 pub struct Delta(i64);
 
 impl Delta {
+    /// A change of stock: non-zero, within the stock's range.
     pub fn new(units: i64) -> Result<Self, Invalid> {
         if units == 0 {
             return Err(Invalid::new("zero", "must not be zero"));
@@ -22,6 +23,7 @@ impl Delta {
         Ok(Delta(units))
     }
 
+    /// The signed number of units.
     pub fn units(self) -> i64 {
         self.0
     }
@@ -32,6 +34,7 @@ impl Delta {
 pub struct Reason(String);
 
 impl Reason {
+    /// A reason: visible text, trimmed, within its length.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let trimmed = raw.trim();
         let chars = trimmed.chars().count();
@@ -50,6 +53,7 @@ impl Reason {
         Ok(Reason(trimmed.to_owned()))
     }
 
+    /// The reason's text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -58,13 +62,19 @@ impl Reason {
 /// One ledger row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Adjustment {
+    /// The ledger row's id.
     pub id: i64,
+    /// The product whose stock changed.
     pub product_id: i64,
+    /// The signed change.
     pub delta: i64,
+    /// The stock once changed.
     pub stock_after: i64,
+    /// Why it changed.
     pub reason: String,
     /// The user who made the change; `None` for changes made before accounts existed.
     pub actor: Option<i64>,
+    /// When it changed.
     pub created_at: DateTime<Utc>,
 }
 

@@ -36,6 +36,7 @@ impl SortKey {
         SortKey::UpdatedAt,
     ];
 
+    /// The key's name in the `sort` parameter.
     pub fn name(self) -> &'static str {
         match self {
             SortKey::Id => "id",
@@ -57,6 +58,7 @@ pub struct Sort {
 }
 
 impl Sort {
+    /// By id, ascending.
     pub const DEFAULT: Sort = Sort {
         key: SortKey::Id,
         descending: false,
@@ -74,6 +76,7 @@ impl Sort {
             .map(|key| Sort { key, descending })
     }
 
+    /// The `sort` parameter's value for this sort.
     pub fn render(self) -> String {
         format!("{}{}", if self.descending { "-" } else { "" }, self.key.name())
     }
@@ -90,10 +93,14 @@ impl Sort {
 pub struct SearchQuery(String);
 
 impl SearchQuery {
+    /// The longest search text, in characters.
     pub const MAX_CHARS: usize = 200;
+    /// The most distinct words a search may hold.
     pub const MAX_WORDS: usize = 8;
+    /// The most runs of letters or digits a search may hold in all.
     pub const MAX_RUNS: usize = 16;
 
+    /// A search text within the limits, or why not.
     pub fn parse(text: &str) -> Result<Self, Invalid> {
         let invalid = |message| Invalid::new("invalid_search", message);
         if text.chars().count() > Self::MAX_CHARS {
@@ -173,14 +180,17 @@ pub struct Filters {
 }
 
 impl Filters {
+    /// The lowest price asked for, if any.
     pub fn min_price(&self) -> Option<Price> {
         self.min_price.and_then(|c| Price::from_cents(c).ok())
     }
 
+    /// The highest price asked for, if any.
     pub fn max_price(&self) -> Option<Price> {
         self.max_price.and_then(|c| Price::from_cents(c).ok())
     }
 
+    /// Whether no filter is set.
     pub fn is_empty(&self) -> bool {
         *self == Filters::default()
     }

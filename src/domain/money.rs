@@ -18,15 +18,19 @@ pub struct Price(i64);
 /// Why a text is not a price. Each variant maps to a stable `code` in problem bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
+    /// Not a decimal number.
     #[error("must be a decimal number such as 19.99")]
     InvalidFormat,
+    /// More than two decimal places.
     #[error("at most 2 decimal places")]
     TooManyDecimals,
+    /// Below zero or above the maximum price.
     #[error("must be between 0 and 1000000000")]
     OutOfRange,
 }
 
 impl MoneyError {
+    /// The stable code of the error.
     pub fn code(self) -> &'static str {
         match self {
             MoneyError::InvalidFormat => "invalid_format",
@@ -37,6 +41,7 @@ impl MoneyError {
 }
 
 impl Price {
+    /// A price of `cents`, if within 0..=100000000000.
     pub fn from_cents(cents: i64) -> Result<Self, MoneyError> {
         if (0..=MAX_PRICE_CENTS).contains(&cents) {
             Ok(Price(cents))
@@ -45,6 +50,7 @@ impl Price {
         }
     }
 
+    /// The price in cents.
     pub fn cents(self) -> i64 {
         self.0
     }

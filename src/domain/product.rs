@@ -8,11 +8,14 @@ use super::text;
 /// A rule a field broke, with a stable machine-readable `code`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
+    /// A stable code to branch on.
     pub code: &'static str,
+    /// What is wrong, for people.
     pub message: String,
 }
 
 impl Invalid {
+    /// An invalid value: a stable `code` to branch on and a message for people.
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
         Invalid {
             code,
@@ -32,8 +35,10 @@ fn has_forbidden_control(text: &str, allow_line_breaks: bool) -> bool {
 pub struct ProductName(String);
 
 impl ProductName {
+    /// The longest name, in characters.
     pub const MAX_CHARS: usize = 200;
 
+    /// A name: visible text, trimmed, within its length.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let trimmed = raw.trim();
         let chars = trimmed.chars().count();
@@ -53,6 +58,7 @@ impl ProductName {
         Ok(ProductName(trimmed.to_owned()))
     }
 
+    /// The name's text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -64,8 +70,10 @@ impl ProductName {
 pub struct Description(String);
 
 impl Description {
+    /// The longest description, in characters.
     pub const MAX_CHARS: usize = 5000;
 
+    /// A description within its length and character rules.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         if raw.chars().count() > Self::MAX_CHARS {
             return Err(Invalid::new("too_long", "at most 5000 characters"));
@@ -79,6 +87,7 @@ impl Description {
         Ok(Description(raw.to_owned()))
     }
 
+    /// The description's text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -89,8 +98,10 @@ impl Description {
 pub struct Sku(String);
 
 impl Sku {
+    /// The longest sku.
     pub const MAX_LEN: usize = 64;
 
+    /// A sku of letters, digits, dots, dashes and underscores.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         if raw.is_empty() || raw.len() > Self::MAX_LEN {
             return Err(Invalid::new("invalid_length", "must be 1 to 64 characters"));
@@ -107,6 +118,7 @@ impl Sku {
         Ok(Sku(raw.to_owned()))
     }
 
+    /// The sku's text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -117,8 +129,10 @@ impl Sku {
 pub struct Stock(i64);
 
 impl Stock {
+    /// The most units a product can hold.
     pub const MAX: i64 = i32::MAX as i64;
 
+    /// A stock of `units`, if within 0..=MAX.
     pub fn new(units: i64) -> Result<Self, Invalid> {
         if (0..=Self::MAX).contains(&units) {
             Ok(Stock(units))
@@ -127,6 +141,7 @@ impl Stock {
         }
     }
 
+    /// The number of units.
     pub fn units(self) -> i64 {
         self.0
     }
@@ -136,20 +151,30 @@ impl Stock {
 /// produces once merged onto the stored product.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductDraft {
+    /// The name.
     pub name: ProductName,
+    /// The description, if any.
     pub description: Option<Description>,
+    /// The sku, if any.
     pub sku: Option<Sku>,
+    /// The price.
     pub price: Price,
+    /// Units in stock.
     pub stock: Stock,
 }
 
 /// A stored product.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
+    /// The product's id.
     pub id: i64,
+    /// What the client owns.
     pub draft: ProductDraft,
+    /// Bumped by every write; the ETag.
     pub version: i64,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -157,14 +182,20 @@ pub struct Product {
 /// `Some(None)` clears it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProductPatch {
+    /// A new name.
     pub name: Option<ProductName>,
+    /// A new description, or `Some(None)` to clear it.
     pub description: Option<Option<Description>>,
+    /// A new sku, or `Some(None)` to clear it.
     pub sku: Option<Option<Sku>>,
+    /// A new price.
     pub price: Option<Price>,
+    /// A new stock.
     pub stock: Option<Stock>,
 }
 
 impl ProductPatch {
+    /// The draft that results from applying this patch to `current`.
     pub fn apply_to(self, current: &ProductDraft) -> ProductDraft {
         ProductDraft {
             name: self.name.unwrap_or_else(|| current.name.clone()),

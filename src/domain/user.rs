@@ -13,6 +13,7 @@ use super::product::Invalid;
 pub struct Email(String);
 
 impl Email {
+    /// An email address: a local part, one @ and a domain of dotted labels, kept as sent.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let email = raw;
         let invalid = || {
@@ -35,6 +36,7 @@ impl Email {
         Ok(Email(email.to_owned()))
     }
 
+    /// The address's text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -50,7 +52,9 @@ impl Email {
 pub struct Password(String);
 
 impl Password {
+    /// The shortest password accepted, in characters.
     pub const MIN_CHARS: usize = 8;
+    /// The longest password accepted, in characters.
     pub const MAX_CHARS: usize = 128;
 
     /// The rule for new passwords (registration, user creation). No NUL: no text field takes
@@ -75,6 +79,7 @@ impl Password {
         Password(raw)
     }
 
+    /// The password's text, for hashing only.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -86,14 +91,19 @@ impl fmt::Debug for Password {
     }
 }
 
+/// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
+    /// Reads the catalogue.
     Customer,
+    /// Manages products and stock.
     Staff,
+    /// Manages users too.
     Admin,
 }
 
 impl Role {
+    /// The role's name on the wire and in the database.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
@@ -121,19 +131,27 @@ impl FromStr for Role {
     }
 }
 
+/// An account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// The user's id.
     pub id: i64,
+    /// The login email.
     pub email: Email,
+    /// What the user may do.
     pub role: Role,
+    /// A disabled user cannot log in or refresh.
     pub disabled: bool,
+    /// When the account was created.
     pub created_at: DateTime<Utc>,
 }
 
 /// An admin's change to a user: `None` leaves a field alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserChange {
+    /// A new role.
     pub role: Option<Role>,
+    /// Disable or enable the account.
     pub disabled: Option<bool>,
 }
 

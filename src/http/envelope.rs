@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use super::error::{PROBLEM_JSON, Problem};
 use super::request_context::{self, RequestContext, X_REQUEST_ID};
-use crate::observability;
+use crate::metrics;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EnvelopeLayer;
@@ -84,7 +84,7 @@ where
         route = tracing::field::Empty,
         user_id = tracing::field::Empty,
     );
-    crate::telemetry::continue_trace(&span, request.headers());
+    crate::logs::continue_trace(&span, request.headers());
 
     let in_flight = InFlight::start();
     let (response, route) = context
@@ -105,7 +105,7 @@ where
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    observability::record_http(method.as_str(), route, status, elapsed);
+    metrics::record_http(method.as_str(), route, status, elapsed);
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(status, latency_ms, "request served"));
     Ok(response)
@@ -147,14 +147,14 @@ struct InFlight;
 
 impl InFlight {
     fn start() -> Self {
-        observability::http_in_flight(1.0);
+        metrics::http_in_flight(1.0);
         InFlight
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        observability::http_in_flight(-1.0);
+        metrics::http_in_flight(-1.0);
     }
 }
 

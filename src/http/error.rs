@@ -1,38 +1,45 @@
 //! The one place where a failure becomes a status code and an RFC 9457 problem body.
 
+use std::time::Duration;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde_json::{Map, Value};
 
-use super::field_errors::{DETAIL_BUDGET, clip};
 pub use super::field_errors::{FieldError, FieldErrors};
-use super::request_context;
+pub use super::problem::{PROBLEM_JSON, Problem};
 use crate::auth::password::HashError;
 use crate::domain::product::Invalid;
 use crate::limits::Overloaded;
-use crate::services::auth::AuthError;
+use crate::services::accounts::AuthError;
 use crate::store::{Conflict, StoreError};
 
-pub const PROBLEM_JSON: &str = "application/problem+json";
-
-/// Every way a request can fail. Handlers and extractors return these; only
-/// [`ApiError::into_response`] picks the status.
+/// Every way a request can fail. Handlers, extractors and middleware return these; only
+/// [`ApiError::into_response`] picks the status and the headers that go with it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The body's fields are invalid (422).
     #[error("request body is invalid")]
     Validation(FieldErrors),
+    /// Query parameters are invalid (400).
     #[error("query parameters are invalid")]
     InvalidQuery(FieldErrors),
+    /// A header is invalid (400).
     #[error("invalid request header")]
     InvalidHeader(FieldErrors),
+    /// The query string does not decode (400).
     #[error("malformed query string")]
     MalformedQuery,
+    /// The body is not JSON (400); the reason is quoted.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
+    /// The body is not of the expected media type (415).
     #[error("unsupported media type")]
     UnsupportedMediaType(&'static str),
+    /// The body is over the limit (413).
     #[error("payload too large")]
     PayloadTooLarge,
+    /// No such resource or route (404).
     #[error("not found")]
     NotFound,
     /// No credentials were presented.
@@ -41,29 +48,47 @@ pub enum ApiError {
     /// A bearer token or refresh token that is malformed, expired, revoked or replayed.
     #[error("invalid token")]
     InvalidToken,
+    /// Wrong email or password (401).
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Authenticated but not allowed (403).
     #[error("forbidden")]
     Forbidden,
+    /// Too many attempts; retry after this (429).
     #[error("too many requests")]
-    TooManyRequests(std::time::Duration),
+    TooManyRequests(Duration),
+    /// A named conflict with the stored state (409).
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
+    /// `If-Match` does not hold (412).
     #[error("precondition failed")]
     PreconditionFailed,
+    /// The key's first request is still running (409).
     #[error("idempotency key in use")]
     IdempotencyKeyInUse,
+    /// The key was used for another request (422).
     #[error("idempotency key reused with another request")]
     IdempotencyKeyReused,
     /// The caller holds the most live idempotency keys allowed; the oldest expires after this.
     #[error("too many idempotency keys")]
-    IdempotencyKeyLimit(std::time::Duration),
-    #[error("service unavailable: {0}")]
-    Unavailable(String),
+    IdempotencyKeyLimit(Duration),
+    /// A dependency failed to answer; the cause is kept for the log.
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// The instance cannot serve: a dependency is down (`checks` says `up` or `down` per
+    /// dependency) or it is draining before shutdown.
+    #[error("not ready: {detail}")]
+    NotReady {
+        /// What is wrong, for the problem's detail.
+        detail: String,
+        /// `up` or `down` per dependency, when they were probed.
+        checks: Option<Map<String, Value>>,
+    },
     /// Too much of an expensive kind of work (password hashing, relevance search) is running;
     /// no slot freed within the wait.
     #[error("overloaded")]
     Overloaded,
+    /// Our fault (500); the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(#[source] anyhow::Error),
 }
@@ -81,7 +106,7 @@ impl From<StoreError> for ApiError {
                 )]
                 .into(),
             ),
-            StoreError::Unavailable(cause) => ApiError::Unavailable(cause.to_string()),
+            error @ StoreError::Unavailable(_) => ApiError::Unavailable(error.into()),
             other => ApiError::Internal(other.into()),
         }
     }
@@ -103,100 +128,6 @@ impl From<AuthError> for ApiError {
             AuthError::Hash(HashError::Overloaded(_)) => ApiError::Overloaded,
             other => ApiError::Internal(other.into()),
         }
-    }
-}
-
-/// The problem body; `type` is what clients branch on.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"type": "/problems/validation", "title": "Request body is invalid", "status": 422, "detail": "1 field is invalid", "errors": [{"field": "price", "code": "too_many_decimals", "message": "at most 2 decimal places"}], "request_id": "01938f6e5c2a7b3e8f4d2a1b0c9d8e7f"}))]
-pub struct Problem {
-    /// A stable relative URI per kind of problem; branch on it.
-    #[serde(rename = "type")]
-    #[schema(value_type = String, example = "/problems/validation")]
-    pub kind: &'static str,
-    #[schema(value_type = String)]
-    pub title: &'static str,
-    pub status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
-    pub request_id: Option<String>,
-}
-
-impl Problem {
-    pub fn new(status: StatusCode, kind: &'static str, title: &'static str) -> Self {
-        Problem {
-            kind,
-            title,
-            status: status.as_u16(),
-            detail: None,
-            errors: Vec::new(),
-            request_id: request_context::current_id(),
-        }
-    }
-
-    /// The detail, cut to a fixed size: it may quote what the client sent.
-    pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(clip(detail.into(), DETAIL_BUDGET));
-        self
-    }
-
-    /// Lists the invalid fields (the first [`FieldErrors::MAX_LISTED`]), with a count as the
-    /// detail.
-    pub fn errors(self, errors: &FieldErrors) -> Self {
-        let listed = errors.listed().len();
-        let detail = match errors.total() {
-            1 => "1 field is invalid".to_owned(),
-            n if n > listed => format!("{n} fields are invalid; the first {listed} are listed"),
-            n => format!("{n} fields are invalid"),
-        };
-        self.detail(detail).with_errors(errors.listed().to_vec())
-    }
-
-    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
-        self.errors = errors;
-        self
-    }
-
-    /// The problem a bare framework status (405 from routing, 408 from the timeout) stands for.
-    pub fn for_status(status: StatusCode) -> Self {
-        match status {
-            StatusCode::NOT_FOUND => Problem::new(status, "/problems/not-found", "Resource not found"),
-            StatusCode::METHOD_NOT_ALLOWED => Problem::new(
-                status,
-                "/problems/method-not-allowed",
-                "Method not allowed on this resource",
-            ),
-            StatusCode::REQUEST_TIMEOUT => {
-                Problem::new(status, "/problems/timeout", "The request took too long")
-            }
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                Problem::new(status, "/problems/payload-too-large", "Request body is too large")
-            }
-            s if s.is_server_error() => Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "/problems/internal",
-                "Internal server error",
-            ),
-            s => Problem::new(s, "/problems/bad-request", "The request cannot be served"),
-        }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let body = serde_json::to_vec(&self).unwrap_or_default();
-        let mut response = (status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        response
     }
 }
 
@@ -333,6 +264,12 @@ impl ApiError {
                 "/problems/unavailable",
                 "A dependency is unavailable; try again shortly",
             ),
+            ApiError::NotReady { detail, .. } => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "/problems/unavailable",
+                "A dependency is unavailable; try again shortly",
+            )
+            .detail(detail.clone()),
             ApiError::Overloaded => Problem::new(
                 S::SERVICE_UNAVAILABLE,
                 "/problems/overloaded",
@@ -348,44 +285,52 @@ fn field_error(field: &str, code: &'static str, message: &str) -> FieldError {
     FieldError::new(field, Invalid::new(code, message))
 }
 
-fn retry_after_secs(wait: std::time::Duration) -> u64 {
+fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// How long a client should wait before trying again, the one rule for `Retry-After`: the
+/// known wait of a limit, rounded up; a second when a dependency or a gate is busy (the probe
+/// and the gates wait a second themselves, so sooner is pointless and later needlessly slow).
+fn retry_after(error: &ApiError) -> Option<u64> {
+    match error {
+        ApiError::TooManyRequests(wait) | ApiError::IdempotencyKeyLimit(wait) => {
+            Some(retry_after_secs(*wait))
+        }
+        ApiError::Unavailable(_) | ApiError::NotReady { .. } | ApiError::Overloaded => Some(1),
+        _ => None,
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match &self {
-            // The cause goes to the log, once, inside the request's span (which carries the
-            // request id); the client gets nothing of it.
-            ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "request failed"),
-            ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "dependency unavailable"),
-            _ => {}
-        }
-        let mut response = self.problem().into_response();
-        let headers = response.headers_mut();
-        let set = |headers: &mut axum::http::HeaderMap, name, value: String| {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(name, value);
-            }
+        let problem = self.problem();
+        let mut response = match &self {
+            ApiError::NotReady {
+                checks: Some(checks), ..
+            } => problem.with_member("checks", Value::Object(checks.clone())),
+            _ => problem.into_response(),
         };
-        match &self {
-            ApiError::Unauthenticated | ApiError::InvalidCredentials => {
-                set(headers, header::WWW_AUTHENTICATE, "Bearer".into());
-            }
-            ApiError::InvalidToken => {
-                set(
-                    headers,
-                    header::WWW_AUTHENTICATE,
-                    r#"Bearer error="invalid_token""#.into(),
-                );
-            }
-            ApiError::TooManyRequests(wait) | ApiError::IdempotencyKeyLimit(wait) => {
-                set(headers, header::RETRY_AFTER, retry_after_secs(*wait).to_string());
-            }
-            ApiError::Unavailable(_) | ApiError::Overloaded => {
-                set(headers, header::RETRY_AFTER, "1".into());
-            }
-            _ => {}
+        let headers = response.headers_mut();
+        let challenge = match &self {
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => Some("Bearer"),
+            ApiError::InvalidToken => Some(r#"Bearer error="invalid_token""#),
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if let Some(secs) = retry_after(&self) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        let cause = match &self {
+            ApiError::Internal(cause) => Some(super::failure_log::Cause::Internal(format!("{cause:#}"))),
+            // The store's message already quotes its source.
+            ApiError::Unavailable(cause) => Some(super::failure_log::Cause::Unavailable(cause.to_string())),
+            _ => None,
+        };
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(cause);
         }
         response
     }

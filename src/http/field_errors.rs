@@ -23,6 +23,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    /// The error of `field`, its name and message cut to their budgets.
     pub fn new(field: impl Into<String>, invalid: Invalid) -> Self {
         FieldError {
             field: clip(field.into(), FIELD_BUDGET),
@@ -40,6 +41,7 @@ pub struct FieldErrors {
 }
 
 impl FieldErrors {
+    /// How many errors a problem lists in full.
     pub const MAX_LISTED: usize = 20;
 
     /// Adds an error; past the listed ones it is only counted, and `make` is not even called.
@@ -55,10 +57,12 @@ impl FieldErrors {
         self.total += n;
     }
 
+    /// Adds an error (only counted past the listed ones).
     pub fn push(&mut self, error: FieldError) {
         self.push_with(|| error);
     }
 
+    /// Whether there is no error.
     pub fn is_empty(&self) -> bool {
         self.total == 0
     }
@@ -68,6 +72,7 @@ impl FieldErrors {
         self.total
     }
 
+    /// The errors listed in full.
     pub fn listed(&self) -> &[FieldError] {
         &self.listed
     }

@@ -1,6 +1,13 @@
 //! Numbered pages: the `page` / `per_page` parameters of plain listings and the `Link` header
 //! (RFC 8288) every offset listing carries.
 
+use std::borrow::Cow;
+
+use serde::Serialize;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder};
+use utoipa::openapi::{Ref, RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
+
 use crate::domain::product::Invalid;
 use crate::http::error::{ApiError, FieldError, FieldErrors};
 
@@ -116,4 +123,86 @@ pub fn offset_links(
     }
     links.push(link(path, &at(last), "last"));
     links.join(", ")
+}
+
+/// The body of every offset listing: one page of items and where it stands. The document names
+/// it per item type (see [`PageItem`]), so each listing keeps a schema of its own.
+#[derive(Debug, Serialize)]
+pub struct PageBody<T> {
+    items: Vec<T>,
+    page: u64,
+    per_page: u64,
+    total: u64,
+    total_pages: u64,
+}
+
+impl<T> PageBody<T> {
+    /// Page `at` of a listing of `total` items.
+    pub fn new(items: Vec<T>, at: OffsetPage, total: u64) -> Self {
+        PageBody {
+            items,
+            page: at.page,
+            per_page: at.per_page,
+            total,
+            total_pages: total.div_ceil(at.per_page),
+        }
+    }
+
+    /// The answer: this page as JSON, with the `Link` header of `path`'s neighbouring pages.
+    pub fn answer(self, path: &str) -> axum::response::Response
+    where
+        T: Serialize,
+    {
+        use axum::response::IntoResponse;
+        let at = OffsetPage {
+            page: self.page,
+            per_page: self.per_page,
+        };
+        let links = offset_links(path, &[], at, self.total_pages);
+        with_links(axum::Json(self).into_response(), &links)
+    }
+
+    /// How many pages the listing has.
+    pub fn total_pages(&self) -> u64 {
+        self.total_pages
+    }
+}
+
+/// An item of offset listings: names the schema of its page in the document.
+pub trait PageItem: ToSchema {
+    /// The page schema's name, e.g. `ProductPage`.
+    const PAGE_NAME: &'static str;
+}
+
+impl<T: PageItem> PartialSchema for PageBody<T> {
+    fn schema() -> RefOr<Schema> {
+        let count = || u64::schema();
+        ObjectBuilder::new()
+            .description(Some("An offset page."))
+            .property(
+                "items",
+                ArrayBuilder::new().items(Ref::from_schema_name(T::name())),
+            )
+            .property("page", count())
+            .property("per_page", count())
+            .property("total", count())
+            .property("total_pages", count())
+            .required("items")
+            .required("page")
+            .required("per_page")
+            .required("total")
+            .required("total_pages")
+            .into()
+    }
+}
+
+impl<T: PageItem> ToSchema for PageBody<T> {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed(T::PAGE_NAME)
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((T::name().into_owned(), T::schema()));
+        T::schemas(schemas);
+    }
 }

@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use axum::extract::MatchedPath;
 use axum::http::HeaderName;
 
+/// The header that carries a request's id, both ways.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub(super) struct RequestContext {

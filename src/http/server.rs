@@ -24,14 +24,17 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::Service;
 
-use super::HttpLimits;
 use super::connection::serve_connection;
+use crate::config::HttpLimits;
 
 /// The per-connection limits of [`serve`].
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
+    /// How long a request head may take to arrive.
     pub header_timeout: Duration,
+    /// How long a keep-alive connection may sit idle.
     pub idle_timeout: Duration,
+    /// Connections served at once.
     pub max_connections: usize,
     /// After the listener closes, how long open connections are still served (each answer
     /// closing its connection) before the idle ones are closed; zero: closed at once.

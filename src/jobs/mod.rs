@@ -22,6 +22,7 @@ pub fn spawn_purge(store: Store, every: Duration) -> JoinHandle<()> {
     })
 }
 
+/// One round of housekeeping; failures are logged, never fatal.
 pub async fn purge_once(store: &Store) {
     match store.purge_idempotency_keys().await {
         Ok(n) if n > 0 => tracing::info!(deleted = n, "purged expired idempotency keys"),

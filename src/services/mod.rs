@@ -1,3 +1,3 @@
 //! Use cases that span more than one store call or component.
 
-pub mod auth;
+pub mod accounts;

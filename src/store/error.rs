@@ -3,8 +3,10 @@ use sqlx::migrate::MigrateError;
 /// What can go wrong in the store, in terms the layers above can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// No such row.
     #[error("not found")]
     NotFound,
+    /// A named constraint or rule refused the write.
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
     /// An `If-Match` precondition did not hold; nothing was written.
@@ -13,13 +15,18 @@ pub enum StoreError {
     /// The database cannot be reached or is saturated; worth retrying later.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// Any other database error.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] MigrateError),
     /// A keyset position whose value does not fit the sort key.
     #[error("invalid cursor position")]
     InvalidCursor,
+    /// The answer to keep for an idempotency key could not be rendered; nothing was written.
+    #[error("cannot render the answer to keep: {0}")]
+    Render(#[source] serde_json::Error),
     /// A stored row breaks a domain rule: the data was changed behind our back.
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -28,7 +35,9 @@ pub enum StoreError {
 /// The named kinds of conflict a write can run into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
+    /// Another product has this sku (ignoring case).
     DuplicateSku,
+    /// Another user has this email.
     DuplicateEmail,
     /// The change would leave no enabled admin.
     LastAdmin,

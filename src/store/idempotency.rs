@@ -6,7 +6,22 @@ use sqlx::FromRow;
 use tracing::instrument;
 
 use super::{Store, StoreError, Timestamp, on_db};
-use crate::domain::idempotency::{MAX_LIVE_KEYS, RETENTION, StoredResponse};
+use crate::domain::idempotency::{MAX_LIVE_KEYS, RETENTION};
+
+/// An answer as kept for replay: status, the headers that matter, the body's bytes. The store
+/// keeps it as it was sent; what it means is the HTTP layer's business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// The HTTP status code.
+    pub status: u16,
+    /// Header names and values, in the order sent.
+    pub headers: Vec<(String, String)>,
+    /// The body's bytes.
+    pub body: Vec<u8>,
+}
+
+/// Renders a write's value as the answer to keep; fails only if the value cannot be serialised.
+pub type Render<T> = fn(&T) -> Result<StoredResponse, serde_json::Error>;
 
 /// What starting a keyed request found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,36 +38,57 @@ pub enum Begin {
     LimitReached(Duration),
 }
 
-/// Completes a key inside the transaction of the write it guards, so the write and its record
-/// commit together or not at all.
-pub struct Completion<'a, T> {
+/// A keyed request's key, to be completed with the answer rendered from the value of the write
+/// it guards, inside that write's transaction: the write and its answer commit together or not
+/// at all.
+pub struct Completion<T> {
+    /// The caller the key belongs to.
     pub user_id: i64,
-    pub key: &'a str,
-    pub render: &'a (dyn Fn(&T) -> StoredResponse + Send + Sync),
+    /// The key as the client sent it.
+    pub key: String,
+    /// How the write's value becomes the answer.
+    pub render: Render<T>,
 }
 
 pub(crate) const COMPLETE: &str = "UPDATE idempotency_keys SET state = 'done', status = $3, headers = $4, body = $5, \
      updated_at = $6 WHERE user_id = $1 AND key = $2";
 
-/// Inside a write's transaction `$tx`: when `$completion` is given, renders its answer for
-/// `$value` and marks the key done with it, so both commit together.
-macro_rules! complete_in_transaction {
-    ($tx:expr, $completion:expr, $value:expr, $now:expr) => {
-        if let Some(completion) = $completion {
-            let response = (completion.render)($value);
-            sqlx::query($crate::store::idempotency::COMPLETE)
-                .bind(completion.user_id)
-                .bind(completion.key)
-                .bind(i32::from(response.status))
-                .bind($crate::store::idempotency::headers_json(&response))
-                .bind(response.body.as_slice())
-                .bind($now)
-                .execute(&mut *$tx)
-                .await?;
-        }
+/// The one way a write runs: opens a write transaction `$tx` on the writer of the backend (bound
+/// with its [`Dialect`](super::Dialect) to `$dialect`), evaluates `$body` to a
+/// `Result<T, StoreError>`, completes `$completion` (an `Option<Completion<T>>`) with the
+/// rendered value in the same transaction, then commits. An error or early `return` in `$body`
+/// drops the transaction, which rolls it back. A macro, not a method, because the body is
+/// compiled once per backend (see `on_db!`).
+macro_rules! write_transaction {
+    ($store:expr, $completion:expr, |$tx:ident, $dialect:ident| $body:block) => {
+        $crate::store::on_db!($store, |_reader, writer, $dialect| {
+            let mut $tx = writer.begin_with($dialect.begin_write()).await?;
+            let value = {
+                let result: Result<_, $crate::store::StoreError> = $body;
+                result?
+            };
+            let completion: Option<$crate::store::idempotency::Completion<_>> = $completion;
+            if let Some(completion) = completion {
+                let response = (completion.render)(&value).map_err($crate::store::StoreError::Render)?;
+                sqlx::query($crate::store::idempotency::COMPLETE)
+                    .bind(completion.user_id)
+                    .bind(completion.key.as_str())
+                    .bind(i32::from(response.status))
+                    .bind($crate::store::idempotency::headers_json(&response))
+                    .bind(response.body.as_slice())
+                    .bind($crate::store::Timestamp::now())
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            $tx.commit().await?;
+            Ok(value)
+        })
+    };
+    ($store:expr, |$tx:ident, $dialect:ident| $body:block) => {
+        $crate::store::idempotency::write_transaction!($store, None, |$tx, $dialect| $body)
     };
 }
-pub(crate) use complete_in_transaction;
+pub(crate) use write_transaction;
 
 pub(crate) fn headers_json(response: &StoredResponse) -> String {
     serde_json::to_string(&response.headers).unwrap_or_else(|_| "[]".to_owned())

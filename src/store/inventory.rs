@@ -3,12 +3,12 @@
 use sqlx::FromRow;
 use tracing::instrument;
 
-use super::idempotency::{Completion, complete_in_transaction};
+use super::idempotency::{Completion, write_transaction};
 use super::{Conflict, Store, StoreError, Timestamp, on_db};
 use crate::domain::inventory::{Adjustment, Delta, Reason};
 
 #[derive(Debug, FromRow)]
-struct LedgerRow {
+pub(crate) struct LedgerRow {
     id: i64,
     product_id: i64,
     delta: i64,
@@ -32,7 +32,35 @@ impl From<LedgerRow> for Adjustment {
     }
 }
 
-const LEDGER_COLUMNS: &str = "id, product_id, delta, stock_after, reason, actor_id, created_at";
+/// The columns of a ledger row, in the order [`LedgerRow`] reads them.
+macro_rules! ledger_columns {
+    () => {
+        "id, product_id, delta, stock_after, reason, actor_id, created_at"
+    };
+}
+const LEDGER_COLUMNS: &str = ledger_columns!();
+
+pub(crate) const INSERT_LEDGER: &str = concat!(
+    "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+    ledger_columns!()
+);
+
+/// Writes one ledger row inside the transaction `$tx` and yields it (a future of
+/// `Result<LedgerRow, sqlx::Error>`): every stock change, whatever wrote it, goes through here.
+macro_rules! insert_ledger {
+    ($tx:expr, product: $product:expr, delta: $delta:expr, stock_after: $after:expr, reason: $reason:expr, actor: $actor:expr, at: $now:expr) => {
+        sqlx::query_as::<_, $crate::store::inventory::LedgerRow>($crate::store::inventory::INSERT_LEDGER)
+            .bind($product)
+            .bind($delta)
+            .bind($after)
+            .bind($reason)
+            .bind($actor)
+            .bind($now)
+            .fetch_one(&mut *$tx)
+    };
+}
+pub(crate) use insert_ledger;
 
 impl Store {
     /// Adds `delta` to a product's stock when the result stays within 0..=2147483647, bumps its
@@ -45,11 +73,10 @@ impl Store {
         delta: Delta,
         reason: &Reason,
         actor: Option<i64>,
-        completion: Option<Completion<'_, Adjustment>>,
+        completion: Option<Completion<Adjustment>>,
     ) -> Result<Adjustment, StoreError> {
         let now = Timestamp::now();
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
+        write_transaction!(self, completion, |tx, dialect| {
             let stock_after: Option<i64> = sqlx::query_scalar(
                 "UPDATE products SET stock = stock + $2, version = version + 1, updated_at = $3 \
                  WHERE id = $1 AND stock + $2 BETWEEN 0 AND 2147483647 RETURNING stock",
@@ -71,22 +98,10 @@ impl Store {
                     (Some(_), false) => StoreError::Conflict(Conflict::StockLimit),
                 });
             };
-            let row: LedgerRow = sqlx::query_as(
-                "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, product_id, delta, stock_after, reason, actor_id, created_at",
-            )
-            .bind(product_id)
-            .bind(delta.units())
-            .bind(stock_after)
-            .bind(reason.as_str())
-            .bind(actor)
-            .bind(now)
-            .fetch_one(&mut *tx)
+            let row = insert_ledger!(tx, product: product_id, delta: delta.units(), stock_after: stock_after,
+                reason: reason.as_str(), actor: actor, at: now)
             .await?;
-            let adjustment = Adjustment::from(row);
-            complete_in_transaction!(tx, completion, &adjustment, now);
-            tx.commit().await?;
-            Ok(adjustment)
+            Ok(Adjustment::from(row))
         })
     }
 

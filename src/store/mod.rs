@@ -6,6 +6,7 @@
 //! written once and compiled against both drivers.
 
 mod deadline;
+mod dialect;
 mod error;
 pub mod idempotency;
 pub mod inventory;
@@ -23,11 +24,27 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use dialect::Dialect;
+pub(crate) use dialect::for_update;
 pub use error::{Conflict, StoreError};
 pub use timestamp::Timestamp;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Why `DATABASE_URL` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidDatabaseUrl {
+    /// Neither SQLite nor PostgreSQL.
+    #[error("must start with sqlite: or postgres://")]
+    Scheme,
+    /// A `sqlite:` URL the driver refuses.
+    #[error("invalid SQLite URL: {0}")]
+    Sqlite(#[source] sqlx::Error),
+    /// A `postgres://` URL the driver refuses.
+    #[error("invalid PostgreSQL URL: {0}")]
+    Postgres(#[source] sqlx::Error),
+}
 
 /// Validated connection options, parsed from `DATABASE_URL` once at start.
 #[derive(Debug, Clone)]
@@ -37,23 +54,17 @@ pub enum ConnectOptions {
 }
 
 impl ConnectOptions {
-    pub fn parse(url: &str) -> Result<Self, String> {
+    /// The options `url` stands for, or why it cannot be used.
+    pub fn parse(url: &str) -> Result<Self, InvalidDatabaseUrl> {
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
         match scheme {
             "sqlite" => SqliteConnectOptions::from_str(url)
                 .map(Self::Sqlite)
-                .map_err(|e| format!("invalid SQLite URL: {e}")),
+                .map_err(InvalidDatabaseUrl::Sqlite),
             "postgres" | "postgresql" => PgConnectOptions::from_str(url)
                 .map(Self::Postgres)
-                .map_err(|e| format!("invalid PostgreSQL URL: {e}")),
-            _ => Err("must start with sqlite: or postgres://".into()),
-        }
-    }
-
-    pub fn backend(&self) -> Dialect {
-        match self {
-            Self::Sqlite(_) => Dialect::Sqlite,
-            Self::Postgres(_) => Dialect::Postgres,
+                .map_err(InvalidDatabaseUrl::Postgres),
+            _ => Err(InvalidDatabaseUrl::Scheme),
         }
     }
 }
@@ -79,33 +90,6 @@ pub struct PoolSettings {
     /// A relevance search is split only when the highest product id reaches this: below it,
     /// scoring every match costs less than the extra statements.
     pub search_split_min_id: i64,
-}
-
-/// The SQL dialect a block is running against, for the few statements that differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-impl Dialect {
-    /// Picks the statement for this dialect.
-    pub fn pick(self, sqlite: &'static str, postgres: &'static str) -> &'static str {
-        match self {
-            Dialect::Sqlite => sqlite,
-            Dialect::Postgres => postgres,
-        }
-    }
-
-    /// The statement that opens a transaction that will write. SQLite takes the write lock up
-    /// front (IMMEDIATE), so a read-then-write transaction never fails to upgrade its lock.
-    pub fn begin_write(self) -> &'static str {
-        self.pick("BEGIN IMMEDIATE", "BEGIN")
-    }
-
-    pub fn name(self) -> &'static str {
-        self.pick("sqlite", "postgres")
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -230,10 +214,6 @@ impl Store {
             search_split_min_id: settings.search_split_min_id,
             statement_timeout: settings.statement_timeout,
         })
-    }
-
-    pub fn dialect(&self) -> Dialect {
-        on_db!(self, |_r, _w, dialect| dialect)
     }
 
     /// Applies the migrations embedded in the binary that the database has not seen yet.

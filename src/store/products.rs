@@ -4,8 +4,9 @@ use sqlx::FromRow;
 use tracing::instrument;
 
 use super::error::is_unique_violation;
-use super::idempotency::{Completion, complete_in_transaction};
-use super::{Conflict, Store, StoreError, Timestamp, on_db};
+use super::idempotency::{Completion, write_transaction};
+use super::inventory::insert_ledger;
+use super::{Conflict, Store, StoreError, Timestamp, for_update, on_db};
 use crate::domain::etag::Precondition;
 use crate::domain::money::Price;
 use crate::domain::product::{Description, Product, ProductDraft, ProductName, Sku, Stock};
@@ -13,11 +14,35 @@ use crate::domain::product::{Description, Product, ProductDraft, ProductName, Sk
 const SKU_KEY: &str = "products_sku_key";
 
 /// The columns of a product, in the order [`ProductRow`] reads them.
+/// With a table alias (`product_columns!("p.")`) for statements that join.
 macro_rules! product_columns {
     () => {
-        "id, sku, name, description, price_cents, stock, version, created_at, updated_at"
+        product_columns!("")
+    };
+    ($alias:literal) => {
+        concat!(
+            $alias,
+            "id, ",
+            $alias,
+            "sku, ",
+            $alias,
+            "name, ",
+            $alias,
+            "description, ",
+            $alias,
+            "price_cents, ",
+            $alias,
+            "stock, ",
+            $alias,
+            "version, ",
+            $alias,
+            "created_at, ",
+            $alias,
+            "updated_at"
+        )
     };
 }
+pub(crate) use product_columns;
 
 #[derive(Debug, FromRow)]
 pub(crate) struct ProductRow {
@@ -78,21 +103,28 @@ const INSERT_PRODUCT: &str = concat!(
     product_columns!()
 );
 const SELECT_PRODUCT: &str = concat!("SELECT ", product_columns!(), " FROM products WHERE id = $1");
-const SELECT_PRODUCT_FOR_UPDATE: &str = concat!(
-    "SELECT ",
-    product_columns!(),
-    " FROM products WHERE id = $1 FOR UPDATE"
-);
 const UPDATE_PRODUCT: &str = concat!(
-    "UPDATE products SET sku = $2, name = $3, description = $4, price_cents = $5, stock = $6, \
-     version = version + 1, updated_at = $7 WHERE id = $1 RETURNING ",
+    "UPDATE products SET sku = $1, name = $2, description = $3, price_cents = $4, stock = $5, \
+     version = version + 1, updated_at = $6 WHERE id = $7 RETURNING ",
     product_columns!()
 );
-const INSERT_LEDGER: &str = "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Binds a draft's columns as `$1` to `$5`, in the order [`INSERT_PRODUCT`] and
+/// [`UPDATE_PRODUCT`] take them.
+macro_rules! bind_draft {
+    ($query:expr, $draft:expr) => {
+        $query
+            .bind($draft.sku.as_ref().map(Sku::as_str))
+            .bind($draft.name.as_str())
+            .bind($draft.description.as_ref().map(Description::as_str))
+            .bind($draft.price.cents())
+            .bind($draft.stock.units())
+    };
+}
 
 /// Why a ledger row was written by a product write (stock adjustments carry the client's reason).
 pub const REASON_INITIAL: &str = "initial stock";
+/// The reason of a ledger row written by a PUT or PATCH that changes the stock.
 pub const REASON_MANUAL_SET: &str = "manual set";
 
 impl Store {
@@ -102,37 +134,23 @@ impl Store {
         &self,
         draft: &ProductDraft,
         actor: Option<i64>,
-        completion: Option<Completion<'_, Product>>,
+        completion: Option<Completion<Product>>,
     ) -> Result<Product, StoreError> {
         let now = Timestamp::now();
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
-            let row: ProductRow = sqlx::query_as(INSERT_PRODUCT)
-                .bind(draft.sku.as_ref().map(Sku::as_str))
-                .bind(draft.name.as_str())
-                .bind(draft.description.as_ref().map(Description::as_str))
-                .bind(draft.price.cents())
-                .bind(draft.stock.units())
+        write_transaction!(self, completion, |tx, dialect| {
+            let row: ProductRow = bind_draft!(sqlx::query_as(INSERT_PRODUCT), draft)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_write_error)?;
-            sqlx::query(INSERT_LEDGER)
-                .bind(row.id)
-                .bind(row.stock)
-                .bind(row.stock)
-                .bind(REASON_INITIAL)
-                .bind(actor)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let product = Product::try_from(row)?;
-            complete_in_transaction!(tx, completion, &product, now);
-            tx.commit().await?;
-            Ok(product)
+            insert_ledger!(tx, product: row.id, delta: row.stock, stock_after: row.stock,
+                reason: REASON_INITIAL, actor: actor, at: now)
+            .await?;
+            Product::try_from(row)
         })
     }
 
+    /// A product by id.
     #[instrument(name = "db.get_product", skip_all, fields(product_id = id), err(level = "debug"))]
     pub async fn get_product(&self, id: i64) -> Result<Product, StoreError> {
         on_db!(self, |reader, _writer, _dialect| {
@@ -156,42 +174,31 @@ impl Store {
         change: impl FnOnce(&ProductDraft) -> ProductDraft,
     ) -> Result<Product, StoreError> {
         let now = Timestamp::now();
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
-            let current: Option<ProductRow> =
-                sqlx::query_as(dialect.pick(SELECT_PRODUCT, SELECT_PRODUCT_FOR_UPDATE))
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+        write_transaction!(self, |tx, dialect| {
+            let current: Option<ProductRow> = sqlx::query_as(for_update!(
+                dialect,
+                concat!("SELECT ", product_columns!(), " FROM products WHERE id = $1")
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
             let current = Product::try_from(current.ok_or(StoreError::NotFound)?)?;
             if !precondition.holds(current.version) {
                 return Err(StoreError::PreconditionFailed);
             }
             let draft = change(&current.draft);
-            let row: ProductRow = sqlx::query_as(UPDATE_PRODUCT)
-                .bind(id)
-                .bind(draft.sku.as_ref().map(Sku::as_str))
-                .bind(draft.name.as_str())
-                .bind(draft.description.as_ref().map(Description::as_str))
-                .bind(draft.price.cents())
-                .bind(draft.stock.units())
+            let row: ProductRow = bind_draft!(sqlx::query_as(UPDATE_PRODUCT), draft)
                 .bind(now)
+                .bind(id)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_write_error)?;
             let delta = draft.stock.units() - current.draft.stock.units();
             if delta != 0 {
-                sqlx::query(INSERT_LEDGER)
-                    .bind(id)
-                    .bind(delta)
-                    .bind(row.stock)
-                    .bind(REASON_MANUAL_SET)
-                    .bind(actor)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                insert_ledger!(tx, product: id, delta: delta, stock_after: row.stock,
+                    reason: REASON_MANUAL_SET, actor: actor, at: now)
+                .await?;
             }
-            tx.commit().await?;
             Product::try_from(row)
         })
     }
@@ -199,15 +206,12 @@ impl Store {
     /// Deletes a product when `precondition` holds. Its ledger goes with it (ON DELETE CASCADE).
     #[instrument(name = "db.delete_product", skip_all, fields(product_id = id), err(level = "debug"))]
     pub async fn delete_product(&self, id: i64, precondition: &Precondition) -> Result<(), StoreError> {
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
-            let version: Option<i64> = sqlx::query_scalar(dialect.pick(
-                "SELECT version FROM products WHERE id = $1",
-                "SELECT version FROM products WHERE id = $1 FOR UPDATE",
-            ))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        write_transaction!(self, |tx, dialect| {
+            let version: Option<i64> =
+                sqlx::query_scalar(for_update!(dialect, "SELECT version FROM products WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let version = version.ok_or(StoreError::NotFound)?;
             if !precondition.holds(version) {
                 return Err(StoreError::PreconditionFailed);
@@ -216,7 +220,6 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
             Ok(())
         })
     }

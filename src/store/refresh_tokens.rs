@@ -5,7 +5,8 @@
 use chrono::{DateTime, Duration, Utc};
 use tracing::instrument;
 
-use super::{Store, StoreError, Timestamp, on_db};
+use super::idempotency::write_transaction;
+use super::{Store, StoreError, Timestamp, for_update, on_db};
 
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,13 +115,11 @@ impl Store {
         lifetime: Lifetime,
     ) -> Result<Rotation, StoreError> {
         let now = Timestamp::now();
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
-            let found: Option<TokenRow> =
-                sqlx::query_as(dialect.pick(select_token!(""), select_token!(" FOR UPDATE OF t")))
-                    .bind(old_hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+        write_transaction!(self, |tx, dialect| {
+            let found: Option<TokenRow> = sqlx::query_as(for_update!(dialect, select_token!(""), of "t"))
+                .bind(old_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some(TokenRow {
                 id,
                 user_id,
@@ -169,7 +168,6 @@ impl Store {
             .bind(family_started_at)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
             Ok(Rotation::Rotated { user_id })
         })
     }
@@ -178,11 +176,10 @@ impl Store {
     #[instrument(name = "db.revoke_refresh_family", skip_all, err(level = "debug"))]
     pub async fn revoke_refresh_family(&self, token_hash: &str) -> Result<Logout, StoreError> {
         let now = Timestamp::now();
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
-            let found: Option<(String, Option<Timestamp>)> = sqlx::query_as(dialect.pick(
-                "SELECT family, used_at FROM refresh_tokens WHERE token_hash = $1",
-                "SELECT family, used_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        write_transaction!(self, |tx, dialect| {
+            let found: Option<(String, Option<Timestamp>)> = sqlx::query_as(for_update!(
+                dialect,
+                "SELECT family, used_at FROM refresh_tokens WHERE token_hash = $1"
             ))
             .bind(token_hash)
             .fetch_optional(&mut *tx)
@@ -195,7 +192,6 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
             Ok(if used_at.is_some() {
                 Logout::SpentTokenReused
             } else {

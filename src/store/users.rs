@@ -4,7 +4,8 @@ use sqlx::FromRow;
 use tracing::instrument;
 
 use super::error::is_unique_violation;
-use super::{Conflict, Store, StoreError, Timestamp, on_db};
+use super::idempotency::write_transaction;
+use super::{Conflict, Store, StoreError, Timestamp, for_update, on_db};
 use crate::domain::user::{Email, Role, User, UserChange};
 
 const EMAIL_KEY: &str = "users_email_key";
@@ -42,6 +43,7 @@ fn map_write_error(error: sqlx::Error) -> StoreError {
 }
 
 impl Store {
+    /// Inserts a user; a taken email is a conflict.
     #[instrument(name = "db.create_user", skip_all, err(level = "debug"))]
     pub async fn create_user(
         &self,
@@ -86,6 +88,7 @@ impl Store {
         })
     }
 
+    /// A user by id.
     #[instrument(name = "db.get_user", skip_all, fields(user_id = id), err(level = "debug"))]
     pub async fn get_user(&self, id: i64) -> Result<User, StoreError> {
         on_db!(self, |reader, _writer, _dialect| {
@@ -124,11 +127,10 @@ impl Store {
     #[instrument(name = "db.update_user", skip_all, fields(user_id = id), err(level = "debug"))]
     pub async fn update_user(&self, id: i64, change: &UserChange) -> Result<User, StoreError> {
         let now = Timestamp::now();
-        on_db!(self, |_reader, writer, dialect| {
-            let mut tx = writer.begin_with(dialect.begin_write()).await?;
-            let current: Option<UserRow> = sqlx::query_as(dialect.pick(
-                "SELECT id, email, role, disabled, created_at FROM users WHERE id = $1",
-                "SELECT id, email, role, disabled, created_at FROM users WHERE id = $1 FOR UPDATE",
+        write_transaction!(self, |tx, dialect| {
+            let current: Option<UserRow> = sqlx::query_as(for_update!(
+                dialect,
+                "SELECT id, email, role, disabled, created_at FROM users WHERE id = $1"
             ))
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -139,9 +141,9 @@ impl Store {
             let was_active_admin = current.role == Role::Admin && !current.disabled;
             let stays_active_admin = role == Role::Admin && !disabled;
             if was_active_admin && !stays_active_admin {
-                let admins: Vec<i64> = sqlx::query_scalar(dialect.pick(
-                    "SELECT id FROM users WHERE role = 'admin' AND disabled = FALSE",
-                    "SELECT id FROM users WHERE role = 'admin' AND disabled = FALSE FOR UPDATE",
+                let admins: Vec<i64> = sqlx::query_scalar(for_update!(
+                    dialect,
+                    "SELECT id FROM users WHERE role = 'admin' AND disabled = FALSE"
                 ))
                 .fetch_all(&mut *tx)
                 .await?;
@@ -169,7 +171,6 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
             User::try_from(row)
         })
     }

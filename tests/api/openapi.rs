@@ -26,43 +26,34 @@ async fn the_served_spec_matches_the_committed_copy() {
 }
 
 #[tokio::test]
-async fn the_spec_is_openapi_3_1_and_covers_every_route() {
+async fn the_spec_is_openapi_3_1_and_every_operation_in_it_is_served() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let spec: Value = app.anonymous_json("/openapi.json").await;
     assert_eq!(spec["openapi"], "3.1.0");
-    let expected = [
-        ("get", "/api/v1/products"),
-        ("post", "/api/v1/products"),
-        ("get", "/api/v1/products/{id}"),
-        ("put", "/api/v1/products/{id}"),
-        ("patch", "/api/v1/products/{id}"),
-        ("delete", "/api/v1/products/{id}"),
-        ("post", "/api/v1/products/{id}/stock-adjustments"),
-        ("get", "/api/v1/products/{id}/stock-adjustments"),
-        ("post", "/api/v1/auth/register"),
-        ("post", "/api/v1/auth/login"),
-        ("post", "/api/v1/auth/refresh"),
-        ("post", "/api/v1/auth/logout"),
-        ("get", "/api/v1/auth/me"),
-        ("get", "/api/v1/users"),
-        ("patch", "/api/v1/users/{id}"),
-        ("get", "/health/live"),
-        ("get", "/health/ready"),
-        ("get", "/metrics"),
-    ];
-    let mut documented = Vec::new();
+    // The spec is built from the route table, so it is the list of routes: each documented
+    // operation must be served (answered by its handler, not by the 404 fallback or a 405).
+    let product = app
+        .create_product(serde_json::json!({"name": "Routed", "price": "1.00", "stock": 1}))
+        .await;
+    let id = product["id"].as_i64().unwrap().to_string();
+    let mut documented = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
-            documented.push((method.clone(), path.clone()));
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response = app
+                .anonymous(method.clone(), &path.replace("{id}", &id))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            assert!(
+                status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is documented but answers {status}"
+            );
+            documented += 1;
         }
     }
-    documented.sort();
-    let mut wanted: Vec<(String, String)> = expected
-        .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
-        .collect();
-    wanted.sort();
-    assert_eq!(documented, wanted);
+    assert!(documented > 0, "the spec documents no operation");
     // Every write needs the bearer scheme; every operation documents its problems.
     assert_eq!(
         spec["components"]["securitySchemes"]["bearer"]["scheme"],

@@ -34,6 +34,10 @@ pub struct AdjustmentResponse {
     pub created_at: String,
 }
 
+impl crate::http::pagination::PageItem for AdjustmentResponse {
+    const PAGE_NAME: &'static str = "LedgerPage";
+}
+
 impl From<Adjustment> for AdjustmentResponse {
     fn from(a: Adjustment) -> Self {
         AdjustmentResponse {

@@ -92,6 +92,10 @@ pub struct ProductResponse {
     pub updated_at: String,
 }
 
+impl crate::http::pagination::PageItem for ProductResponse {
+    const PAGE_NAME: &'static str = "ProductPage";
+}
+
 pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }

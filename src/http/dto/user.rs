@@ -6,7 +6,7 @@ use crate::domain::user::{Email, Password, Role, User, UserChange};
 use crate::http::dto::product::rfc3339;
 use crate::http::error::{ApiError, FieldErrors};
 use crate::http::json_body::{Fields, JsonObject, decode};
-use crate::services::auth::TokenPair;
+use crate::services::accounts::TokenPair;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(example = json!({"id": 2, "email": "ana@example.com", "role": "customer", "disabled": false, "created_at": "2026-11-29T10:00:00Z"}))]
@@ -18,6 +18,10 @@ pub struct UserResponse {
     pub disabled: bool,
     #[schema(format = DateTime)]
     pub created_at: String,
+}
+
+impl crate::http::pagination::PageItem for UserResponse {
+    const PAGE_NAME: &'static str = "UserPage";
 }
 
 impl From<User> for UserResponse {

@@ -1,14 +1,18 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations and the DTO types, then
-//! completed from one table: which problems each operation can answer, and the headers every
-//! response carries. Served at `/openapi.json`, rendered by Swagger UI at `/docs`.
+//! The OpenAPI 3.1 document, generated from the route table (the handlers' annotations, each
+//! naming the problems it can answer in `x-problems`) and the DTO types, then completed with the
+//! problem responses and the headers every response carries. Served at `/openapi.json`,
+//! rendered by Swagger UI at `/docs`.
 
+mod params;
 pub mod schemas;
+
+pub use params::{IdempotencyParams, IfMatchParams, ListParams, PageParams, SortParam};
 
 use std::sync::OnceLock;
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{OpenApi, ToSchema};
 
 use crate::http::dto::inventory::AdjustmentResponse;
 use crate::http::dto::product::ProductResponse;
@@ -17,7 +21,7 @@ use crate::http::error::{FieldError, Problem};
 use crate::http::routes::inventory::LedgerPage;
 use crate::http::routes::products::{ProductCursorPage, ProductPage};
 use crate::http::routes::users::UserPage;
-use crate::http::routes::{auth, health, inventory, products, users};
+use crate::http::routes::{self, health};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,14 +30,9 @@ use crate::http::routes::{auth, health, inventory, products, users};
         description = "Product catalogue and inventory API. Errors are RFC 9457 problem documents whose `type` is stable.",
         license(name = "MIT")
     ),
-    paths(
-        products::list_products, products::create_product, products::get_product, products::replace_product,
-        products::patch_product, products::delete_product,
-        inventory::adjust_stock, inventory::list_stock_adjustments,
-        auth::register, auth::login, auth::refresh, auth::logout, auth::me,
-        users::list_users, users::update_user,
-        health::live, health::ready, health::metrics,
-    ),
+    // Every other path comes from the route table; `/metrics` is routed only in some
+    // configurations.
+    paths(health::metrics),
     components(schemas(
         ProductResponse, ProductPage, ProductCursorPage, ProductListing, AdjustmentResponse, LedgerPage,
         UserResponse, UserPage, TokenResponse, Problem, FieldError, Live, Ready,
@@ -60,12 +59,14 @@ pub enum ProductListing {
     Keyset(ProductCursorPage),
 }
 
+/// The body of `/health/live`.
 #[derive(Serialize, ToSchema)]
 pub struct Live {
     #[schema(example = "ok")]
     status: String,
 }
 
+/// The body of `/health/ready` when the instance can serve.
 #[derive(Serialize, ToSchema)]
 pub struct Ready {
     #[schema(example = "ready")]
@@ -74,160 +75,6 @@ pub struct Ready {
     #[schema(value_type = Object, example = json!({"database": "up"}))]
     checks: Value,
 }
-
-/// `page` and `per_page` of plain offset listings.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct PageParams {
-    /// 1-based page number.
-    #[param(minimum = 1, maximum = 10000000)]
-    page: Option<u64>,
-    /// Items per page.
-    #[param(minimum = 1, maximum = 100)]
-    per_page: Option<u64>,
-}
-
-/// The listing's parameters. Offset style (`page`, `per_page`) or keyset style (`limit`,
-/// `cursor`), not both.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct ListParams {
-    /// 1-based page number (offset style).
-    #[param(minimum = 1, maximum = 10000000)]
-    page: Option<u64>,
-    /// Items per page (offset style).
-    #[param(minimum = 1, maximum = 100)]
-    per_page: Option<u64>,
-    /// Items per page (keyset style).
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<u64>,
-    /// The `next_cursor` of the previous keyset page; it carries the sort and the filters.
-    #[param(min_length = 1, max_length = 4096)]
-    cursor: Option<String>,
-    /// Full-text search over name, description and sku: every word must match; relevance order
-    /// unless `sort` is given. At most 8 distinct words (a repeated word counts once) holding at
-    /// most 16 runs of letters or digits in all; more is 400 `too_many_terms`. A search that
-    /// cannot start within a second is 503 `/problems/overloaded`.
-    #[param(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-    )]
-    q: Option<String>,
-    /// Lowest price, inclusive.
-    #[param(pattern = r"^((0|[1-9][0-9]{0,8})(\.[0-9]{1,2}0*)?|1000000000(\.0+)?)$")]
-    min_price: Option<String>,
-    /// Highest price, inclusive; not below `min_price`.
-    #[param(pattern = r"^((0|[1-9][0-9]{0,8})(\.[0-9]{1,2}0*)?|1000000000(\.0+)?)$")]
-    max_price: Option<String>,
-    /// Only products with (true) or without (false) stock.
-    in_stock: Option<bool>,
-    /// Sort key, `-` for descending; ties break by id in the same direction. Default `id`, or
-    /// relevance when `q` is given.
-    #[param(inline)]
-    sort: Option<SortParam>,
-}
-
-/// The values of `sort`.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub enum SortParam {
-    #[serde(rename = "id")]
-    Id,
-    #[serde(rename = "-id")]
-    IdDesc,
-    #[serde(rename = "name")]
-    Name,
-    #[serde(rename = "-name")]
-    NameDesc,
-    #[serde(rename = "price")]
-    Price,
-    #[serde(rename = "-price")]
-    PriceDesc,
-    #[serde(rename = "stock")]
-    Stock,
-    #[serde(rename = "-stock")]
-    StockDesc,
-    #[serde(rename = "created_at")]
-    CreatedAt,
-    #[serde(rename = "-created_at")]
-    CreatedAtDesc,
-    #[serde(rename = "updated_at")]
-    UpdatedAt,
-    #[serde(rename = "-updated_at")]
-    UpdatedAtDesc,
-}
-
-#[derive(IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code)]
-pub struct IfMatchParams {
-    /// Apply only if the product's current ETag matches (else 412 and nothing changes).
-    #[param(rename = "If-Match")]
-    if_match: Option<String>,
-}
-
-#[derive(IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code)]
-pub struct IdempotencyParams {
-    /// Makes a retry safe: the same key with the same request within 24 h replays the first
-    /// answer; with another request it is a 422; while the first still runs, a 409. A caller
-    /// holds at most 10,000 live keys: past that a new key is a 429.
-    #[param(
-        rename = "Idempotency-Key",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[\x20-\x7e]+$"
-    )]
-    idempotency_key: Option<String>,
-}
-
-/// The problems each operation can answer, besides 500 (and 503 when the database is down).
-const PROBLEMS: &[(&str, &str, &[u16])] = &[
-    ("get", "/api/v1/products", &[400, 401]),
-    (
-        "post",
-        "/api/v1/products",
-        &[400, 401, 403, 409, 413, 415, 422, 429],
-    ),
-    ("get", "/api/v1/products/{id}", &[401, 404]),
-    (
-        "put",
-        "/api/v1/products/{id}",
-        &[400, 401, 403, 404, 409, 412, 413, 415, 422],
-    ),
-    (
-        "patch",
-        "/api/v1/products/{id}",
-        &[400, 401, 403, 404, 409, 412, 413, 415, 422],
-    ),
-    ("delete", "/api/v1/products/{id}", &[401, 403, 404, 412]),
-    (
-        "post",
-        "/api/v1/products/{id}/stock-adjustments",
-        &[400, 401, 403, 404, 409, 413, 415, 422, 429],
-    ),
-    (
-        "get",
-        "/api/v1/products/{id}/stock-adjustments",
-        &[400, 401, 403, 404],
-    ),
-    ("post", "/api/v1/auth/register", &[400, 409, 413, 415, 422, 429]),
-    ("post", "/api/v1/auth/login", &[400, 401, 413, 415, 422, 429]),
-    ("post", "/api/v1/auth/refresh", &[400, 401, 413, 415, 422]),
-    ("post", "/api/v1/auth/logout", &[400, 413, 415, 422]),
-    ("get", "/api/v1/auth/me", &[401]),
-    ("get", "/api/v1/users", &[400, 401, 403]),
-    (
-        "patch",
-        "/api/v1/users/{id}",
-        &[400, 401, 403, 404, 409, 413, 415, 422],
-    ),
-    ("get", "/health/ready", &[]),
-];
 
 fn problem_description(status: u16) -> &'static str {
     match status {
@@ -270,7 +117,10 @@ pub fn document() -> &'static Value {
 }
 
 fn build() -> Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
+    let (_, api) = utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::table(|routes| routes))
+        .split_for_parts();
+    let mut doc = serde_json::to_value(api).unwrap_or_else(|_| json!({}));
     doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
     doc["components"]["securitySchemes"] = json!({
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
@@ -315,13 +165,20 @@ fn build() -> Value {
             continue;
         };
         for (method, operation) in item.iter_mut() {
-            let problems = PROBLEMS
-                .iter()
-                .find(|(m, p, _)| m == method && p == path)
-                .map_or(&[][..], |(_, _, s)| *s);
+            // Each handler's `#[utoipa::path]` names the problems it can answer, besides 500
+            // (and 503 when the database is down).
+            let problems = operation
+                .as_object_mut()
+                .and_then(|o| o.remove("x-problems"))
+                .unwrap_or_default();
+            let problems = problems
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_u64);
+            let mut statuses: Vec<u16> = problems.filter_map(|s| u16::try_from(s).ok()).collect();
             let responses = &mut operation["responses"];
             let api = path.starts_with("/api/");
-            let mut statuses: Vec<u16> = problems.to_vec();
             if api {
                 statuses.extend([500, 503]);
             }
@@ -374,13 +231,11 @@ fn build() -> Value {
                         json!({"type": "string"}),
                     );
                 }
-                if status == "200"
-                    && method == "get"
-                    && matches!(
-                        path.as_str(),
-                        "/api/v1/products" | "/api/v1/users" | "/api/v1/products/{id}/stock-adjustments"
-                    )
-                {
+                // Every listing answers a page (a `…Page` schema, or `ProductListing`, either page
+                // shape) and links its neighbours.
+                let body = response["content"]["application/json"]["schema"]["$ref"].as_str();
+                let paged = body.is_some_and(|r| r.ends_with("Page") || r.ends_with("Listing"));
+                if status == "200" && method == "get" && paged {
                     response["headers"]["Link"] = header(
                         "RFC 8288 links: first, prev, next, last (next for keyset pages)",
                         json!({"type": "string"}),

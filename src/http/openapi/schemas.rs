@@ -119,6 +119,7 @@ pub struct RegisterRequest {
     password: String,
 }
 
+/// Credentials for `POST /api/v1/auth/login`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ana@example.com", "password": "a long passphrase"}))]
@@ -127,6 +128,7 @@ pub struct LoginRequest {
     password: String,
 }
 
+/// A refresh token, for refresh and logout.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
@@ -144,6 +146,7 @@ pub struct UserPatchRequest {
     disabled: bool,
 }
 
+/// The roles a user can have.
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum RoleName {

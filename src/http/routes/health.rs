@@ -10,8 +10,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::http::error::Problem;
-use crate::observability;
+use crate::http::error::ApiError;
+use crate::metrics;
 use crate::state::AppState;
 
 /// 200 while the process serves.
@@ -21,16 +21,21 @@ pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// 200 when the database answers within a second (`status` `degraded` when Redis does not:
-/// requests still succeed without it), else 503 naming what failed (a problem body with a
-/// `checks` member). 503 too while the instance drains before shutting down.
+/// Whether the instance can serve.
+///
+/// 200 when the database answers within a second (status degraded when Redis does not: requests
+/// still succeed without it), else 503 naming what failed (a problem body with a checks member).
+/// 503 too while the instance drains before shutting down.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses((status = 200, description = "The database answers", body = crate::http::openapi::Ready)))]
-pub async fn ready(State(state): State<AppState>) -> Response {
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if state.draining.load(Ordering::SeqCst) {
-        return not_ready("shutting down".into(), None);
+        return Err(ApiError::NotReady {
+            detail: "shutting down".into(),
+            checks: None,
+        });
     }
-    let results = observability::probe(&state.store, state.redis.as_ref(), Duration::from_secs(1)).await;
+    let results = metrics::probe(&state.store, state.redis.as_ref(), Duration::from_secs(1)).await;
     let checks: Map<String, Value> = results
         .iter()
         .map(|(name, up)| (name.to_string(), Value::from(if *up { "up" } else { "down" })))
@@ -44,30 +49,12 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     // falls back to its own, so it degrades the service rather than stopping it.
     if failed.iter().all(|name| *name == "redis") {
         let status = if failed.is_empty() { "ready" } else { "degraded" };
-        return Json(json!({"status": status, "checks": checks})).into_response();
+        return Ok(Json(json!({"status": status, "checks": checks})));
     }
-    not_ready(format!("not answering: {}", failed.join(", ")), Some(checks))
-}
-
-fn not_ready(detail: String, checks: Option<Map<String, Value>>) -> Response {
-    let problem = Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "/problems/unavailable",
-        "A dependency is unavailable; try again shortly",
-    )
-    .detail(detail);
-    let mut body = serde_json::to_value(&problem).unwrap_or_default();
-    if let (Some(object), Some(checks)) = (body.as_object_mut(), checks) {
-        object.insert("checks".into(), Value::Object(checks));
-    }
-    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(crate::http::error::PROBLEM_JSON),
-    );
-    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
+    Err(ApiError::NotReady {
+        detail: format!("not answering: {}", failed.join(", ")),
+        checks: Some(checks),
+    })
 }
 
 /// Once the listener has closed at shutdown, every answer says `Connection: close`: the
@@ -87,7 +74,7 @@ pub async fn close_while_draining(State(state): State<AppState>, request: Reques
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics() -> Response {
-    match observability::install() {
+    match metrics::install() {
         Some(handle) => {
             handle.run_upkeep();
             (

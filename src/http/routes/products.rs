@@ -8,33 +8,32 @@ use serde::Serialize;
 use tracing::instrument;
 
 use crate::domain::etag::{self, Precondition};
-use crate::domain::idempotency::StoredResponse;
 use crate::domain::listing::{ListQuery, Page};
 use crate::domain::product::Product;
-use crate::http::auth::{ReadAccess, RequireStaff};
+use crate::http::caller::{ReadAccess, RequireStaff};
 use crate::http::dto::product::{ProductResponse, parse_draft, parse_patch};
 use crate::http::error::ApiError;
 use crate::http::extract::{IfNoneMatch, ResourceId};
-use crate::http::idempotency::{CompletedInTransaction, IdempotencyContext, into_response, stored};
+use crate::http::idempotency::{IdempotencyContext, respond, stored_json};
 use crate::http::json_body::JsonObject;
 use crate::http::list_query;
-use crate::http::pagination::{OffsetPage, link, offset_links, with_links};
+use crate::http::pagination::{OffsetPage, PageBody, link, offset_links, with_links};
+use crate::store::idempotency::StoredResponse;
 
 const PRODUCTS_PATH: &str = "/api/v1/products";
 use crate::state::AppState;
 
-/// A product answer as stored for idempotent replay and as sent: JSON with its `ETag`, and
-/// `Location` when created.
-fn render(status: StatusCode, product: &Product) -> StoredResponse {
-    let body = serde_json::to_vec(&ProductResponse::from(product.clone())).unwrap_or_default();
-    let mut headers = vec![
-        ("content-type".to_owned(), "application/json".to_owned()),
-        ("etag".to_owned(), etag::for_version(product.version)),
-    ];
-    if status == StatusCode::CREATED {
-        headers.push(("location".to_owned(), format!("{PRODUCTS_PATH}/{}", product.id)));
-    }
-    stored(status, headers, body)
+/// A created product as answered and kept for idempotent replay: JSON with its `ETag` and
+/// `Location`.
+fn render_created(product: &Product) -> Result<StoredResponse, serde_json::Error> {
+    stored_json(
+        StatusCode::CREATED,
+        &ProductResponse::from(product.clone()),
+        &[
+            ("etag", etag::for_version(product.version)),
+            ("location", format!("{PRODUCTS_PATH}/{}", product.id)),
+        ],
+    )
 }
 
 /// A product answer sent directly (reads and updates, which are never replayed): JSON with its
@@ -48,7 +47,9 @@ fn product_response(status: StatusCode, product: Product) -> Response {
     response
 }
 
+/// Create a product.
 #[utoipa::path(post, path = "/api/v1/products", tag = "products",
+    extensions(("x-problems" = json!([400,401,403,409,413,415,422,429]))),
     request_body = crate::http::openapi::schemas::ProductWriteRequest,
     params(crate::http::openapi::IdempotencyParams),
     responses((status = 201, description = "Created", body = ProductResponse)),
@@ -61,20 +62,15 @@ pub async fn create_product(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let draft = parse_draft(body)?;
-    let render_created = |product: &Product| render(StatusCode::CREATED, product);
-    let completion = idempotency.as_ref().map(|ctx| ctx.completion(&render_created));
-    let product = state
-        .store
-        .create_product(&draft, Some(user.id), completion)
-        .await?;
-    let mut response = into_response(render_created(&product));
-    if idempotency.is_some() {
-        response.extensions_mut().insert(CompletedInTransaction);
-    }
-    Ok(response)
+    respond(idempotency, render_created, |completion| {
+        state.store.create_product(&draft, Some(user.id), completion)
+    })
+    .await
 }
 
+/// Read a product.
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products",
+    extensions(("x-problems" = json!([401,404]))),
     params(("id" = i64, Path, description = "The product id", minimum = 1), ("If-None-Match" = Option<String>, Header, description = "An ETag you hold: 304 when it is still current")),
     responses((status = 200, description = "The product", body = ProductResponse),
         (status = 304, description = "Not modified: the ETag you sent is current")),
@@ -98,7 +94,9 @@ pub async fn get_product(
     Ok(product_response(StatusCode::OK, product))
 }
 
+/// Replace a product.
 #[utoipa::path(put, path = "/api/v1/products/{id}", tag = "products",
+    extensions(("x-problems" = json!([400,401,403,404,409,412,413,415,422]))),
     request_body = crate::http::openapi::schemas::ProductWriteRequest,
     params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::IfMatchParams),
     responses((status = 200, description = "Replaced", body = ProductResponse)),
@@ -119,7 +117,9 @@ pub async fn replace_product(
     Ok(product_response(StatusCode::OK, product))
 }
 
+/// Change some fields of a product (JSON merge patch).
 #[utoipa::path(patch, path = "/api/v1/products/{id}", tag = "products",
+    extensions(("x-problems" = json!([400,401,403,404,409,412,413,415,422]))),
     request_body(content(
         (crate::http::openapi::schemas::ProductPatchRequest = "application/merge-patch+json"),
         (crate::http::openapi::schemas::ProductPatchRequest = "application/json"))),
@@ -144,7 +144,9 @@ pub async fn patch_product(
     Ok(product_response(StatusCode::OK, product))
 }
 
+/// Delete a product and its ledger.
 #[utoipa::path(delete, path = "/api/v1/products/{id}", tag = "products",
+    extensions(("x-problems" = json!([401,403,404,412]))),
     params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::IfMatchParams),
     responses((status = 204, description = "Deleted, with its ledger")),
     security(("bearer" = [])))]
@@ -159,15 +161,8 @@ pub async fn delete_product(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// An offset page.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ProductPage {
-    items: Vec<ProductResponse>,
-    page: u64,
-    per_page: u64,
-    total: u64,
-    total_pages: u64,
-}
+/// An offset page of products.
+pub type ProductPage = PageBody<ProductResponse>;
 
 /// A keyset page.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -178,7 +173,9 @@ pub struct ProductCursorPage {
     next_cursor: Option<String>,
 }
 
+/// List products: filtered, searched, sorted, paged by offset or cursor.
 #[utoipa::path(get, path = "/api/v1/products", tag = "products",
+    extensions(("x-problems" = json!([400,401]))),
     params(crate::http::openapi::ListParams),
     responses((status = 200, description = "An offset page (page/per_page) or a keyset page (limit/cursor)",
         body = crate::http::openapi::ProductListing)),
@@ -204,16 +201,9 @@ pub async fn list_products(
     let base = list_query::filter_query(&query.filters, query.sort, explicit_sort);
     let (response, links) = match query.page {
         Page::Offset { page, per_page } => {
-            let total = listed.total.unwrap_or_default();
-            let total_pages = total.div_ceil(per_page);
-            let links = offset_links(PRODUCTS_PATH, &base, OffsetPage { page, per_page }, total_pages);
-            let body = ProductPage {
-                items,
-                page,
-                per_page,
-                total,
-                total_pages,
-            };
+            let at = OffsetPage { page, per_page };
+            let body = ProductPage::new(items, at, listed.total.unwrap_or_default());
+            let links = offset_links(PRODUCTS_PATH, &base, at, body.total_pages());
             (Json(body).into_response(), Some(links))
         }
         Page::Keyset { limit, .. } => {

@@ -2,28 +2,23 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use axum::response::Response;
 use tracing::instrument;
 
-use crate::http::auth::RequireAdmin;
+use crate::http::caller::RequireAdmin;
 use crate::http::dto::user::{UserResponse, parse_user_change};
 use crate::http::error::ApiError;
 use crate::http::extract::ResourceId;
 use crate::http::json_body::JsonObject;
-use crate::http::pagination::{offset_links, parse_offset_query, with_links};
+use crate::http::pagination::{PageBody, parse_offset_query};
 use crate::state::AppState;
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct UserPage {
-    items: Vec<UserResponse>,
-    page: u64,
-    per_page: u64,
-    total: u64,
-    total_pages: u64,
-}
+/// An offset page of users.
+pub type UserPage = PageBody<UserResponse>;
 
+/// List users (admin).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    extensions(("x-problems" = json!([400,401,403]))),
     params(crate::http::openapi::PageParams),
     responses((status = 200, description = "Users by id", body = UserPage)),
     security(("bearer" = [])))]
@@ -35,20 +30,13 @@ pub async fn list_users(
 ) -> Result<Response, ApiError> {
     let page = parse_offset_query(query.as_deref())?;
     let (users, total) = state.store.list_users(page.per_page, page.offset()).await?;
-    let total_pages = total.div_ceil(page.per_page);
-    let links = offset_links("/api/v1/users", &[], page, total_pages);
-    let response = Json(UserPage {
-        items: users.into_iter().map(UserResponse::from).collect(),
-        page: page.page,
-        per_page: page.per_page,
-        total,
-        total_pages,
-    })
-    .into_response();
-    Ok(with_links(response, &links))
+    let body = UserPage::new(users.into_iter().map(UserResponse::from).collect(), page, total);
+    Ok(body.answer("/api/v1/users"))
 }
 
+/// Change the role or status of a user (admin).
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
+    extensions(("x-problems" = json!([400,401,403,404,409,413,415,422]))),
     request_body = crate::http::openapi::schemas::UserPatchRequest,
     params(("id" = i64, Path, description = "The user id", minimum = 1)),
     responses((status = 200, description = "The user", body = UserResponse)),

@@ -10,24 +10,29 @@ use crate::auth::password::{HashError, Passwords};
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::{AccessTokens, TokenError, hash_refresh_token, new_refresh_token};
 use crate::domain::user::{Email, Password, Role, User};
-use crate::observability;
+use crate::metrics;
 use crate::store::refresh_tokens::{Lifetime, Logout, Rotation};
 use crate::store::{Store, StoreError};
 
+/// Why an account operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// Wrong password, unknown email or disabled account: one answer for all three.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Too many failures; retry after this.
     #[error("too many attempts")]
     Throttled(Duration),
     /// A missing, malformed, expired, revoked or replayed token.
     #[error("invalid token")]
     InvalidToken,
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Hashing failed or was overloaded.
     #[error(transparent)]
     Hash(#[from] HashError),
+    /// A token could not be issued.
     #[error(transparent)]
     Token(#[from] TokenError),
 }
@@ -35,11 +40,15 @@ pub enum AuthError {
 /// What a successful login or refresh hands out.
 #[derive(Debug, Clone)]
 pub struct TokenPair {
+    /// The bearer token.
     pub access_token: String,
+    /// Seconds until the access token expires.
     pub expires_in: i64,
+    /// The token that buys the next pair, once.
     pub refresh_token: String,
 }
 
+/// Accounts and sessions: hashing, tokens, throttling and the store behind them.
 #[derive(Clone, Debug)]
 pub struct AuthService {
     store: Store,
@@ -75,10 +84,12 @@ impl AuthService {
         }
     }
 
+    /// The password hasher.
     pub fn passwords(&self) -> &Passwords {
         &self.passwords
     }
 
+    /// The login and registration throttle.
     pub fn throttle(&self) -> &LoginThrottle {
         &self.throttle
     }
@@ -138,23 +149,23 @@ impl AuthService {
         let reservation = match self.throttle.reserve_login(email.as_ref(), client).await {
             Ok(reservation) => reservation,
             Err(wait) => {
-                observability::login("throttled");
+                metrics::login("throttled");
                 return Err(AuthError::Throttled(wait));
             }
         };
         let Some(email) = email else {
-            observability::login("failure");
+            metrics::login("failure");
             return Err(AuthError::InvalidCredentials);
         };
         match self.check_password(&email, password).await {
             Ok(user) => {
                 self.throttle.release(reservation).await;
-                observability::login("success");
+                metrics::login("success");
                 let pair = self.issue_pair(&user).await?;
                 Ok((user, pair))
             }
             Err(AuthError::InvalidCredentials) => {
-                observability::login("failure");
+                metrics::login("failure");
                 Err(AuthError::InvalidCredentials)
             }
             Err(other) => {

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::instrument;
 
-use crate::http::auth::AuthUser;
+use crate::http::caller::AuthUser;
 use crate::http::dto::user::{TokenResponse, UserResponse, parse_login, parse_refresh, parse_registration};
 use crate::http::error::ApiError;
 use crate::http::json_body::JsonObject;
@@ -23,7 +23,9 @@ fn no_store(body: TokenResponse) -> Response {
     response
 }
 
+/// Register a customer account.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
+    extensions(("x-problems" = json!([400,409,413,415,422,429]))),
     request_body = crate::http::openapi::schemas::RegisterRequest,
     responses((status = 201, description = "Registered as a customer", body = UserResponse)))]
 #[instrument(skip_all)]
@@ -39,7 +41,9 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(UserResponse::from(user))).into_response())
 }
 
+/// Log in: an access token and a refresh token.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    extensions(("x-problems" = json!([400,401,413,415,422,429]))),
     request_body = crate::http::openapi::schemas::LoginRequest,
     responses((status = 200, description = "Tokens", body = TokenResponse)))]
 #[instrument(skip_all)]
@@ -56,7 +60,9 @@ pub async fn login(
     Ok(no_store(pair.into()))
 }
 
+/// Trade a refresh token for a new pair of tokens.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
+    extensions(("x-problems" = json!([400,401,413,415,422]))),
     request_body = crate::http::openapi::schemas::RefreshRequest,
     responses((status = 200, description = "A new pair; the presented refresh token is spent", body = TokenResponse)))]
 #[instrument(skip_all)]
@@ -66,7 +72,9 @@ pub async fn refresh(State(state): State<AppState>, body: JsonObject) -> Result<
     Ok(no_store(pair.into()))
 }
 
+/// Log out: revoke a refresh token.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    extensions(("x-problems" = json!([400,413,415,422]))),
     request_body = crate::http::openapi::schemas::RefreshRequest,
     responses((status = 204, description = "Every refresh token of this login is revoked")))]
 #[instrument(skip_all)]
@@ -76,7 +84,9 @@ pub async fn logout(State(state): State<AppState>, body: JsonObject) -> Result<S
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The calling user.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    extensions(("x-problems" = json!([401]))),
     responses((status = 200, description = "The caller", body = UserResponse)),
     security(("bearer" = [])))]
 #[instrument(skip_all)]
