@@ -9,6 +9,7 @@ pub mod http;
 pub mod jobs;
 pub mod limits;
 pub mod log_line;
+pub mod log_writer;
 pub mod logs;
 pub mod metrics;
 pub mod services;

@@ -12,7 +12,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, fmt};
 
-use crate::log_line::{JsonLine, LogWriter, LogWriterGuard, SpanFields};
+use crate::log_line::{JsonLine, SpanFields};
+use crate::log_writer::{LogWriter, LogWriterGuard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

@@ -6,6 +6,7 @@
 //! written once and compiled against both drivers.
 
 mod deadline;
+mod dialect;
 mod error;
 pub mod idempotency;
 pub mod inventory;
@@ -23,6 +24,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub use dialect::Dialect;
+pub(crate) use dialect::for_update;
 pub use error::{Conflict, StoreError};
 pub use timestamp::Timestamp;
 
@@ -89,29 +92,6 @@ pub struct PoolSettings {
     pub search_split_min_id: i64,
 }
 
-/// The SQL dialect a block is running against, for the few statements that differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-impl Dialect {
-    /// Picks the statement for this dialect.
-    pub fn pick(self, sqlite: &'static str, postgres: &'static str) -> &'static str {
-        match self {
-            Dialect::Sqlite => sqlite,
-            Dialect::Postgres => postgres,
-        }
-    }
-
-    /// The statement that opens a transaction that will write. SQLite takes the write lock up
-    /// front (IMMEDIATE), so a read-then-write transaction never fails to upgrade its lock.
-    pub fn begin_write(self) -> &'static str {
-        self.pick("BEGIN IMMEDIATE", "BEGIN")
-    }
-}
-
 #[derive(Debug, Clone)]
 pub(crate) enum Pool {
     /// SQLite allows one writer at a time; a one-connection writer pool queues writers in
@@ -142,19 +122,6 @@ macro_rules! on_db {
     };
 }
 pub(crate) use on_db;
-
-/// A `SELECT` that locks what it reads until the write transaction ends: `FOR UPDATE` (or
-/// `FOR UPDATE OF` a table) on PostgreSQL. SQLite has no such clause and needs none: its write
-/// transaction (`BEGIN IMMEDIATE`) already excludes every other writer.
-macro_rules! for_update {
-    ($dialect:expr, $select:expr) => {
-        $dialect.pick($select, concat!($select, " FOR UPDATE"))
-    };
-    ($dialect:expr, $select:expr, of $table:literal) => {
-        $dialect.pick($select, concat!($select, " FOR UPDATE OF ", $table))
-    };
-}
-pub(crate) use for_update;
 
 /// The database, cheap to clone.
 #[derive(Debug, Clone)]

@@ -14,11 +14,35 @@ use crate::domain::product::{Description, Product, ProductDraft, ProductName, Sk
 const SKU_KEY: &str = "products_sku_key";
 
 /// The columns of a product, in the order [`ProductRow`] reads them.
+/// With a table alias (`product_columns!("p.")`) for statements that join.
 macro_rules! product_columns {
     () => {
-        "id, sku, name, description, price_cents, stock, version, created_at, updated_at"
+        product_columns!("")
+    };
+    ($alias:literal) => {
+        concat!(
+            $alias,
+            "id, ",
+            $alias,
+            "sku, ",
+            $alias,
+            "name, ",
+            $alias,
+            "description, ",
+            $alias,
+            "price_cents, ",
+            $alias,
+            "stock, ",
+            $alias,
+            "version, ",
+            $alias,
+            "created_at, ",
+            $alias,
+            "updated_at"
+        )
     };
 }
+pub(crate) use product_columns;
 
 #[derive(Debug, FromRow)]
 pub(crate) struct ProductRow {

@@ -4,8 +4,7 @@
 #[allow(unused_imports)]
 use super::*;
 
-pub(super) const COLUMNS: &str =
-    "p.id, p.sku, p.name, p.description, p.price_cents, p.stock, p.version, p.created_at, p.updated_at";
+pub(super) const COLUMNS: &str = crate::store::products::product_columns!("p.");
 
 #[derive(Debug, Clone)]
 pub(super) enum Bind {
