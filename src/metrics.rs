@@ -30,6 +30,13 @@ pub const ADJUSTMENTS: &str = "tienda_stock_adjustments_total";
 pub const ADJUSTMENT_UNITS: &str = "tienda_stock_adjustment_units_total";
 pub const DEPENDENCY_UP: &str = "tienda_dependency_up";
 pub const BUILD_INFO: &str = "tienda_build_info";
+// The standard process family (the names every Prometheus client library exports).
+pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
+pub const PROCESS_RESIDENT: &str = "process_resident_memory_bytes";
+pub const PROCESS_VIRTUAL: &str = "process_virtual_memory_bytes";
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+pub const PROCESS_START: &str = "process_start_time_seconds";
 
 /// Latency buckets in seconds; 0.5 is one of them so the p99 alert's bound is measured exactly.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -57,7 +64,7 @@ pub fn install() -> Option<PrometheusHandle> {
 fn describe() {
     describe_counter!(
         HTTP_REQUESTS,
-        "HTTP requests served, by method, route template and status class."
+        "HTTP requests served, by method, route template, status class and status code."
     );
     describe_histogram!(
         HTTP_DURATION,
@@ -96,12 +103,40 @@ fn describe() {
         "1 when the last probe of a dependency (database, redis) succeeded, else 0."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version label says which build runs.");
+    describe_counter!(
+        PROCESS_CPU,
+        Unit::Seconds,
+        "Total user and system CPU time spent."
+    );
+    describe_gauge!(PROCESS_RESIDENT, Unit::Bytes, "Resident memory size.");
+    describe_gauge!(PROCESS_VIRTUAL, Unit::Bytes, "Virtual memory size.");
+    describe_gauge!(PROCESS_OPEN_FDS, "Open file descriptors.");
+    describe_gauge!(PROCESS_MAX_FDS, "The limit of open file descriptors.");
+    describe_gauge!(
+        PROCESS_START,
+        Unit::Seconds,
+        "Start time of the process since the Unix epoch."
+    );
 }
 
 const METHODS: [&str; 10] = [
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT", "other",
 ];
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// The status codes this server answers, each its own `status` label value; anything else
+/// (none is expected) is `other`, so the label stays a small bounded set.
+const STATUSES: [&str; 24] = [
+    "101", "200", "201", "202", "204", "304", "400", "401", "403", "404", "405", "406", "408", "409", "410",
+    "412", "413", "415", "422", "429", "500", "503", "504", "other",
+];
+
+fn status_index(status: u16) -> usize {
+    let text = status.to_string();
+    STATUSES[..STATUSES.len() - 1]
+        .iter()
+        .position(|known| *known == text)
+        .unwrap_or(STATUSES.len() - 1)
+}
 
 /// The class of a status code: `2xx`, `4xx`, ...
 pub fn status_class(status: u16) -> &'static str {
@@ -126,9 +161,13 @@ fn method_index(method: &str) -> usize {
         .unwrap_or(METHODS.len() - 1)
 }
 
-/// One route's request counter and latency histogram for each method and status class, looked
-/// up in the recorder once and then reused: recording a request allocates nothing.
-struct RouteMetrics([OnceLock<(metrics::Counter, metrics::Histogram)>; METHODS.len() * STATUS_CLASSES.len()]);
+/// One route's request counters (per method and status code) and latency histograms (per method
+/// and status class: a status label would multiply the buckets for little), looked up in the
+/// recorder once and then reused: recording a request allocates nothing.
+struct RouteMetrics {
+    counters: [OnceLock<metrics::Counter>; METHODS.len() * STATUSES.len()],
+    histograms: [OnceLock<metrics::Histogram>; METHODS.len() * STATUS_CLASSES.len()],
+}
 
 /// Keyed by route template (or `unmatched`), so the map is as small as the route table.
 static HTTP_METRICS: LazyLock<RwLock<HashMap<String, Arc<RouteMetrics>>>> = LazyLock::new(Default::default);
@@ -144,27 +183,92 @@ fn route_metrics(route: &str) -> Arc<RouteMetrics> {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(route.to_owned())
-            .or_insert_with(|| Arc::new(RouteMetrics(std::array::from_fn(|_| OnceLock::new()))))
+            .or_insert_with(|| {
+                Arc::new(RouteMetrics {
+                    counters: std::array::from_fn(|_| OnceLock::new()),
+                    histograms: std::array::from_fn(|_| OnceLock::new()),
+                })
+            })
             .clone()
     })
 }
 
 pub fn record_http(method: &str, route: &str, status: u16, elapsed: Duration) {
-    let (method, class) = (method_index(method), status_class_index(status));
+    let (method, class, code) = (
+        method_index(method),
+        status_class_index(status),
+        status_index(status),
+    );
     let metrics = route_metrics(route);
-    let (requests, duration) = metrics.0[method * STATUS_CLASSES.len() + class].get_or_init(|| {
-        let labels = [
+    let labels = |with_code: bool| {
+        let mut labels = vec![
             Label::new("method", SharedString::const_str(METHODS[method])),
             Label::new("route", route.to_owned()),
             Label::new("status_class", SharedString::const_str(STATUS_CLASSES[class])),
         ];
-        (
-            counter!(HTTP_REQUESTS, labels.iter()),
-            histogram!(HTTP_DURATION, labels.iter()),
-        )
-    });
-    requests.increment(1);
-    duration.record(elapsed.as_secs_f64());
+        if with_code {
+            labels.push(Label::new("status", SharedString::const_str(STATUSES[code])));
+        }
+        labels
+    };
+    metrics.counters[method * STATUSES.len() + code]
+        .get_or_init(|| counter!(HTTP_REQUESTS, labels(true).iter()))
+        .increment(1);
+    metrics.histograms[method * STATUS_CLASSES.len() + class]
+        .get_or_init(|| histogram!(HTTP_DURATION, labels(false).iter()))
+        .record(elapsed.as_secs_f64());
+}
+
+/// Samples the process family from /proc (Linux; elsewhere the family is absent). Called at
+/// each scrape: a few small reads.
+pub fn sample_process() {
+    // /proc/self/stat counts CPU time in clock ticks: USER_HZ, 100 on every Linux ABI.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+        if let (Some(user), Some(system)) = (field(14), field(15)) {
+            // Whole seconds: the recorder's counters are integers (as with metrics-process).
+            counter!(PROCESS_CPU).absolute(((user + system) / TICKS_PER_SECOND) as u64);
+        }
+        if let Some(bytes) = field(23) {
+            gauge!(PROCESS_VIRTUAL).set(bytes);
+        }
+        let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("btime "))
+                .and_then(|t| t.trim().parse::<f64>().ok())
+        });
+        if let (Some(boot), Some(start)) = (boot, field(22)) {
+            gauge!(PROCESS_START).set(boot + start / TICKS_PER_SECOND);
+        }
+    }
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let resident = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+        if let Some(kib) = resident {
+            gauge!(PROCESS_RESIDENT).set(kib * 1024.0);
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+        gauge!(PROCESS_OPEN_FDS).set(entries.count() as f64);
+    }
+    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+        let max = limits
+            .lines()
+            .find(|line| line.starts_with("Max open files"))
+            .and_then(|line| line.split_whitespace().nth(3))
+            .and_then(|soft| soft.parse::<f64>().ok());
+        if let Some(max) = max {
+            gauge!(PROCESS_MAX_FDS).set(max);
+        }
+    }
 }
 
 /// The in-flight gauge's handle, looked up once rather than on every request.

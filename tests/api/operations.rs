@@ -88,12 +88,12 @@ both_backends! {
         for (series, expected) in [
             (r#"tienda_login_attempts_total{outcome="success"}"#, 1.0),
             (r#"tienda_login_attempts_total{outcome="failure"}"#, 3.0),
-            (r#"tienda_http_requests_total{method="POST",route="/api/v1/auth/login",status_class="2xx"}"#, 1.0),
-            (r#"tienda_http_requests_total{method="POST",route="/api/v1/auth/login",status_class="4xx"}"#, 3.0),
-            (r#"tienda_http_requests_total{method="POST",route="/api/v1/products",status_class="2xx"}"#, 1.0),
-            (r#"tienda_http_requests_total{method="POST",route="/api/v1/products/{id}/stock-adjustments",status_class="2xx"}"#, 3.0),
-            (r#"tienda_http_requests_total{method="GET",route="/api/v1/products/{id}",status_class="4xx"}"#, 1.0),
-            (r#"tienda_http_requests_total{method="GET",route="unmatched",status_class="4xx"}"#, 2.0),
+            (r#"tienda_http_requests_total{method="POST",route="/api/v1/auth/login",status_class="2xx",status="200"}"#, 1.0),
+            (r#"tienda_http_requests_total{method="POST",route="/api/v1/auth/login",status_class="4xx",status="401"}"#, 3.0),
+            (r#"tienda_http_requests_total{method="POST",route="/api/v1/products",status_class="2xx",status="201"}"#, 1.0),
+            (r#"tienda_http_requests_total{method="POST",route="/api/v1/products/{id}/stock-adjustments",status_class="2xx",status="201"}"#, 3.0),
+            (r#"tienda_http_requests_total{method="GET",route="/api/v1/products/{id}",status_class="4xx",status="404"}"#, 1.0),
+            (r#"tienda_http_requests_total{method="GET",route="unmatched",status_class="4xx",status="404"}"#, 2.0),
             (r#"tienda_http_request_duration_seconds_count{method="POST",route="/api/v1/auth/login",status_class="4xx"}"#, 3.0),
             (r#"tienda_stock_adjustments_total{direction="out"}"#, 2.0),
             (r#"tienda_stock_adjustments_total{direction="in"}"#, 1.0),
@@ -103,6 +103,15 @@ both_backends! {
             assert_eq!(delta(series), expected, "{series}");
         }
         assert_eq!(after.get("tienda_products"), Some(&1.0));
+        // The standard process family.
+        for family in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_max_fds", "process_start_time_seconds"] {
+            assert!(after.get(family).is_some_and(|v| *v >= 0.0), "{family} missing");
+        }
+        assert!(after["process_resident_memory_bytes"] > 1_000_000.0);
+        assert!(after["process_open_fds"] >= 3.0);
+        let started = after["process_start_time_seconds"];
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        assert!(started > now - 3600.0 && started <= now + 1.0, "{started}");
         assert_eq!(after.get(r#"tienda_dependency_up{dependency="database"}"#), Some(&1.0));
 
         let response = client.get(format!("{base}/metrics")).send().await.unwrap();
@@ -173,7 +182,7 @@ async fn metrics_can_move_to_a_separate_listener() {
     let text = response.text().await.unwrap();
     assert!(
         text.contains(
-            r#"tienda_http_requests_total{method="GET",route="/api/v1/products",status_class="2xx"}"#
+            r#"tienda_http_requests_total{method="GET",route="/api/v1/products",status_class="2xx",status="200"}"#
         ),
         "{text}"
     );

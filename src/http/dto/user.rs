@@ -1,10 +1,14 @@
 //! Users and tokens as JSON.
 
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
 use serde::Serialize;
 
+use crate::domain::product::Invalid;
 use crate::domain::user::{Email, Password, Role, User, UserChange};
 use crate::http::dto::product::rfc3339;
-use crate::http::error::{ApiError, FieldErrors};
+use crate::http::error::{ApiError, FieldError, FieldErrors};
 use crate::http::json_body::{Fields, JsonObject, decode};
 use crate::services::accounts::TokenPair;
 
@@ -13,7 +17,7 @@ use crate::services::accounts::TokenPair;
 pub struct UserResponse {
     pub id: i64,
     pub email: String,
-    #[schema(value_type = String, pattern = "^(admin|staff|customer)$")]
+    #[schema(value_type = crate::http::openapi::schemas::RoleName)]
     pub role: &'static str,
     pub disabled: bool,
     #[schema(format = DateTime)]
@@ -70,10 +74,51 @@ pub fn parse_registration(body: JsonObject) -> Result<(Email, Password), ApiErro
     }
 }
 
+/// A login body: JSON `{"email", "password"}` (the contract), or the OAuth 2.0 password grant
+/// (RFC 6749 §4.3) as a form, `grant_type=password&username=...&password=...`, which is what
+/// Swagger UI's Authorize dialog sends, so `/docs` can log in without pasting a token. Both get
+/// the same answers.
+pub enum LoginBody {
+    Json(JsonObject),
+    Form(Bytes),
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+impl<S: Send + Sync> FromRequest<S> for LoginBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(FORM));
+        if !form {
+            return JsonObject::from_request(request, state)
+                .await
+                .map(LoginBody::Json);
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::MalformedJson("the body could not be read".into())
+            }
+        })?;
+        Ok(LoginBody::Form(bytes))
+    }
+}
+
 /// `{"email", "password"}` for login: any strings; they are only compared. A password holding
 /// NUL is a 422 like in every text field; the email is left to the login's own rule (API.md: a
 /// malformed login email gets the same 401 as a wrong password).
-pub fn parse_login(body: JsonObject) -> Result<(String, Password), ApiError> {
+pub fn parse_login(body: LoginBody) -> Result<(String, Password), ApiError> {
+    let body = match body {
+        LoginBody::Json(body) => body,
+        LoginBody::Form(bytes) => return parse_password_grant(&bytes),
+    };
     let mut fields = Fields::new(body);
     let email = fields.required("email", decode::string_with_nul);
     let password = fields.required("password", |raw| decode::string(raw).map(Password::offered));
@@ -81,6 +126,59 @@ pub fn parse_login(body: JsonObject) -> Result<(String, Password), ApiError> {
     match (email, password) {
         (Some(email), Some(password)) => Ok((email, password)),
         _ => Err(ApiError::Validation(FieldErrors::default())),
+    }
+}
+
+/// The password grant's form: `grant_type=password`, the email as `username`, `password`.
+/// `scope` and client credentials, which OAuth clients may add, are ignored: there are neither
+/// scopes nor registered clients.
+fn parse_password_grant(bytes: &[u8]) -> Result<(String, Password), ApiError> {
+    let invalid = |field: &str, code: &'static str, message: &str| {
+        ApiError::Validation(vec![FieldError::new(field, Invalid::new(code, message))].into())
+    };
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+        .map_err(|_| invalid("body", "invalid_form", "is not a valid form"))?;
+    let mut errors = FieldErrors::default();
+    let mut value = |name: &str| {
+        let mut found = pairs
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, v)| v.clone());
+        match (found.next(), found.next()) {
+            (Some(value), None) => Some(value),
+            (None, _) => {
+                errors.push(FieldError::new(name, Invalid::new("required", "is required")));
+                None
+            }
+            (Some(_), Some(_)) => {
+                errors.push(FieldError::new(
+                    name,
+                    Invalid::new("repeated", "may be given only once"),
+                ));
+                None
+            }
+        }
+    };
+    let grant = value("grant_type");
+    let email = value("username");
+    let password = value("password");
+    if grant.as_deref().is_some_and(|grant| grant != "password") {
+        errors.push(FieldError::new(
+            "grant_type",
+            Invalid::new("unsupported_grant_type", "only the password grant is supported"),
+        ));
+    }
+    if password.as_deref().is_some_and(|p| p.contains('\0')) {
+        errors.push(FieldError::new(
+            "password",
+            Invalid::new("invalid_character", "must not contain NUL"),
+        ));
+    }
+    match (grant, email, password) {
+        (Some(_), Some(email), Some(password)) if errors.total() == 0 => {
+            Ok((email, Password::offered(password)))
+        }
+        _ => Err(ApiError::Validation(errors)),
     }
 }
 

@@ -4,6 +4,7 @@
 //! rendered by Swagger UI at `/docs`.
 
 mod params;
+mod problems;
 pub mod schemas;
 
 pub use params::{IdempotencyParams, IfMatchParams, ListParams, PageParams, SortParam};
@@ -78,30 +79,18 @@ pub struct Ready {
 
 fn problem_description(status: u16) -> &'static str {
     match status {
-        400 => {
-            "Malformed JSON, a bad query parameter or header (`/problems/malformed-json`, `/problems/invalid-parameter`, `/problems/invalid-header`)"
-        }
-        401 => {
-            "Missing, invalid or expired credentials (`/problems/unauthorized`, `/problems/invalid-token`, `/problems/invalid-credentials`)"
-        }
-        403 => "Authenticated but not allowed (`/problems/forbidden`)",
-        404 => "No such resource (`/problems/not-found`)",
-        409 => {
-            "Conflict: duplicate sku or email, insufficient stock, stock limit, last admin, idempotency key in use"
-        }
-        412 => "If-Match does not match the current ETag; nothing changed (`/problems/precondition-failed`)",
-        413 => "Body over the limit (`/problems/payload-too-large`)",
-        415 => "Wrong content type (`/problems/unsupported-media-type`)",
-        422 => {
-            "Invalid body, every bad field named in `errors` (`/problems/validation`, `/problems/idempotency-key-reused`)"
-        }
-        429 => {
-            "Too many failed logins or registrations, or too many live Idempotency-Keys; see Retry-After (`/problems/too-many-requests`, `/problems/idempotency-key-limit`)"
-        }
-        500 => "Internal error; no internals are disclosed (`/problems/internal`)",
-        503 => {
-            "A dependency is unavailable, or too much work of this kind is running; see Retry-After (`/problems/unavailable`, `/problems/overloaded`)"
-        }
+        400 => "Malformed JSON, a bad query parameter or header",
+        401 => "Missing, invalid or expired credentials",
+        403 => "Authenticated but not allowed",
+        404 => "No such resource",
+        409 => "Conflict with the current state; nothing changed",
+        412 => "If-Match does not match the current ETag; nothing changed",
+        413 => "Body over the limit",
+        415 => "Wrong content type",
+        422 => "Invalid body, every bad field named in `errors`",
+        429 => "Too many requests; see Retry-After",
+        500 => "Internal error; no internals are disclosed",
+        503 => "Unavailable or busy; see Retry-After",
         _ => "Problem",
     }
 }
@@ -122,14 +111,29 @@ fn build() -> Value {
         .split_for_parts();
     let mut doc = serde_json::to_value(api).unwrap_or_else(|_| json!({}));
     doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    // The SPDX id, which tools read instead of the display name.
+    doc["info"]["license"]["identifier"] = json!("MIT");
+    // Relative: the document is served by the API itself, so "/" is wherever it was fetched
+    // from (Swagger UI's "Try it out" and generated clients' base URL alike).
+    doc["servers"] = json!([{"url": "/", "description": "The server that serves this document"}]);
+    complete_schemas(&mut doc["components"]["schemas"]);
     doc["components"]["securitySchemes"] = json!({
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                   "description": "An access token from POST /api/v1/auth/login"}
+                   "description": "An access token from POST /api/v1/auth/login, pasted"},
+        // The same token, fetched by the viewer: Swagger UI's Authorize dialog asks for the email
+        // (as username) and password and posts the password grant to the login endpoint, which
+        // accepts it besides its JSON body. Relative, like `servers`. The form is documented
+        // here only, not as a second media type of the login body: openapi-python-client 0.29
+        // generates code that does not import for a body with two media types.
+        "login": {"type": "oauth2",
+                  "description": "Log in with an email (as username) and password: the OAuth 2.0 password grant sent to POST /api/v1/auth/login, which answers the same tokens as its JSON form",
+                  "flows": {"password": {"tokenUrl": "/api/v1/auth/login", "scopes": {}}}}
     });
     // The ready probe's failure is a problem document with a `checks` member.
     doc["components"]["schemas"]["ReadyProblem"] = json!({
         "allOf": [{"$ref": "#/components/schemas/Problem"},
-                  {"type": "object", "required": ["checks"], "properties": {"checks": {"type": "object"}}}]
+                  {"type": "object", "required": ["checks"],
+                   "properties": {"checks": {"$ref": "#/components/schemas/Checks"}}}]
     });
     // A delta is never zero.
     doc["components"]["schemas"]["StockAdjustmentRequest"]["properties"]["delta"]["not"] =
@@ -157,6 +161,7 @@ fn build() -> Value {
         "The request's id, echoed from the request when sane",
         json!({"type": "string"}),
     );
+    name_enum_values(&mut doc);
     let Some(paths) = doc["paths"].as_object_mut() else {
         return doc;
     };
@@ -165,6 +170,10 @@ fn build() -> Value {
             continue;
         };
         for (method, operation) in item.iter_mut() {
+            public_security(operation);
+            if requires_bearer(operation) {
+                operation["security"] = json!([{"bearer": []}, {"login": []}]);
+            }
             // Each handler's `#[utoipa::path]` names the problems it can answer, besides 500
             // (and 503 when the database is down).
             let problems = operation
@@ -177,6 +186,16 @@ fn build() -> Value {
                 .flatten()
                 .filter_map(Value::as_u64);
             let mut statuses: Vec<u16> = problems.filter_map(|s| u16::try_from(s).ok()).collect();
+            let parameters = operation.get("parameters").and_then(Value::as_array);
+            let op = problems::Operation {
+                path,
+                method,
+                has_body: operation.get("requestBody").is_some(),
+                keyed: parameters
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p["name"] == "Idempotency-Key"),
+            };
             let responses = &mut operation["responses"];
             let api = path.starts_with("/api/");
             if api {
@@ -190,9 +209,24 @@ fn build() -> Value {
                 });
             }
             for status in statuses {
+                let examples = problems::examples(status, &op);
+                let kinds: Vec<String> = examples
+                    .iter()
+                    .filter_map(|e| e["type"].as_str())
+                    .map(|kind| format!("`{kind}`"))
+                    .collect();
+                let description = if kinds.is_empty() {
+                    problem_description(status).to_owned()
+                } else {
+                    format!("{} ({})", problem_description(status), kinds.join(", "))
+                };
+                let mut media = json!({"schema": {"$ref": "#/components/schemas/Problem"}});
+                if !examples.is_empty() {
+                    media["examples"] = problems::media_examples(&examples);
+                }
                 let mut response = json!({
-                    "description": problem_description(status),
-                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                    "description": description,
+                    "content": {"application/problem+json": media}
                 });
                 match status {
                     401 => {
@@ -245,4 +279,97 @@ fn build() -> Value {
         }
     }
     doc
+}
+
+/// Whether an operation needs a bearer token in every configuration.
+fn requires_bearer(operation: &Value) -> bool {
+    operation["security"]
+        .as_array()
+        .is_some_and(|s| !s.is_empty() && s.iter().all(|r| r.get("bearer").is_some()))
+}
+
+/// An operation that needs no token says so with `security: []`, not by omission (which a reader
+/// cannot tell from an oversight) nor as `[{}, {bearer}]` (which makes generators such as
+/// openapi-python-client demand an authenticated client for public reads). Reads made private
+/// by `TIENDA_PROTECT_READS=true` say so in their description.
+fn public_security(operation: &mut Value) {
+    if !requires_bearer(operation) && operation.is_object() {
+        operation["security"] = json!([]);
+    }
+}
+
+/// Completes the component schemas where the derived ones say too little.
+fn complete_schemas(schemas: &mut Value) {
+    let problem_type = &mut schemas["Problem"]["properties"]["type"];
+    problem_type["description"] = json!(problems::type_description());
+    problem_type["examples"] = problems::type_values();
+
+    // What `/health/ready` reports per dependency.
+    schemas["CheckState"] = json!({
+        "type": "string", "enum": ["up", "down"],
+        "description": "`down`: the dependency did not answer within a second"
+    });
+    schemas["Checks"] = json!({
+        "type": "object",
+        "description": "One entry per configured dependency: `database` always, `redis` when `REDIS_URL` is set (Redis down is reported but does not fail the probe).",
+        "properties": {
+            "database": {"$ref": "#/components/schemas/CheckState"},
+            "redis": {"$ref": "#/components/schemas/CheckState"}
+        },
+        "required": ["database"],
+        "additionalProperties": false,
+        "examples": [{"database": "up", "redis": "up"}]
+    });
+    schemas["Ready"]["properties"]["checks"] = json!({"$ref": "#/components/schemas/Checks"});
+
+    // Real pages instead of the zeros a viewer derives from the bare schema.
+    let product = schemas["ProductResponse"]["example"].clone();
+    let user = schemas["UserResponse"]["example"].clone();
+    let adjustment = schemas["AdjustmentResponse"]["example"].clone();
+    schemas["ProductPage"]["example"] =
+        json!({"items": [product], "page": 2, "per_page": 20, "total": 21, "total_pages": 2});
+    schemas["UserPage"]["example"] =
+        json!({"items": [user], "page": 1, "per_page": 20, "total": 1, "total_pages": 1});
+    schemas["LedgerPage"]["example"] =
+        json!({"items": [adjustment], "page": 1, "per_page": 20, "total": 2, "total_pages": 1});
+    schemas["ProductCursorPage"]["example"] = json!({
+        "items": [product],
+        "next_cursor": "eyJzIjoiLXByaWNlIiwiYSI6WzE5OTksNDJdfQ"
+    });
+    for name in ["ProductPage", "UserPage", "LedgerPage"] {
+        for field in ["page", "per_page"] {
+            schemas[name]["properties"][field]["minimum"] = json!(1);
+        }
+    }
+}
+
+/// Gives enums whose values are not identifiers (`-price`) names for generated code, which
+/// otherwise makes up `VALUE_1 .. VALUE_11`: `-price` is `PRICE_DESC`.
+fn name_enum_values(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let names = map.get("enum").and_then(Value::as_array).and_then(|values| {
+                let texts: Vec<&str> = values.iter().filter_map(Value::as_str).collect();
+                let plain = |t: &str| {
+                    t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && t.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                };
+                (texts.len() == values.len() && !texts.iter().all(|t| plain(t))).then(|| {
+                    texts
+                        .iter()
+                        .map(|t| match t.strip_prefix('-') {
+                            Some(key) => format!("{}_DESC", key.to_uppercase()),
+                            None => t.to_uppercase(),
+                        })
+                        .collect::<Vec<_>>()
+                })
+            });
+            if let Some(names) = names {
+                map.insert("x-enum-varnames".into(), json!(names));
+            }
+            map.values_mut().for_each(name_enum_values);
+        }
+        Value::Array(items) => items.iter_mut().for_each(name_enum_values),
+        _ => {}
+    }
 }

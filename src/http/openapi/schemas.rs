@@ -24,9 +24,11 @@ pub fn price_input() -> RefOr<Schema> {
     from_json(serde_json::json!({
         "oneOf": [
             {"type": "string", "pattern": PRICE_STRING_PATTERN, "examples": ["19.99"]},
-            {"type": "number", "minimum": 0, "maximum": 1_000_000_000, "multipleOf": 0.01, "examples": [19.99]}
+            // No `multipleOf: 0.01`: validators test it in binary floating point and refuse
+            // valid prices such as 19.99 or 0.07. The two-decimals rule is stated instead.
+            {"type": "number", "minimum": 0, "maximum": 1_000_000_000, "examples": [19.99]}
         ],
-        "description": "A whole number of cents from 0 to 1000000000, as a JSON number (19.99) or string (\"19.99\"). Never rounded: 19.999 is refused."
+        "description": "A whole number of cents from 0 to 1000000000: at most two decimals, as a JSON number (19.99) or string (\"19.99\"; trailing zeros past the second decimal are accepted). Never rounded: 19.999 is refused with 422 `too_many_decimals`."
     }))
 }
 

@@ -9,7 +9,9 @@ use axum::response::{IntoResponse, Response};
 use tracing::instrument;
 
 use crate::http::caller::AuthUser;
-use crate::http::dto::user::{TokenResponse, UserResponse, parse_login, parse_refresh, parse_registration};
+use crate::http::dto::user::{
+    LoginBody, TokenResponse, UserResponse, parse_login, parse_refresh, parse_registration,
+};
 use crate::http::error::ApiError;
 use crate::http::json_body::JsonObject;
 use crate::state::AppState;
@@ -24,6 +26,10 @@ fn no_store(body: TokenResponse) -> Response {
 }
 
 /// Register a customer account.
+///
+/// Creates an account with the `customer` role (a `role` field is refused; admins change
+/// roles with `PATCH /api/v1/users/{id}`). No token is needed. Failed registrations are throttled
+/// per client address (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
     extensions(("x-problems" = json!([400,409,413,415,422,429]))),
     request_body = crate::http::openapi::schemas::RegisterRequest,
@@ -42,6 +48,14 @@ pub async fn register(
 }
 
 /// Log in: an access token and a refresh token.
+///
+/// Trades an email and a password for a short-lived access token (send it as
+/// `Authorization: Bearer <token>`) and a refresh token. A wrong password, an unknown email and a
+/// disabled account all get the same 401 `/problems/invalid-credentials`; failed logins are
+/// throttled per email and per client address (429 with `Retry-After`). No token is needed.
+///
+/// Also accepts the OAuth 2.0 password grant as a form (`grant_type=password`, the email as
+/// `username`, `password`), as Swagger UI's Authorize dialog sends it; the answers are the same.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     extensions(("x-problems" = json!([400,401,413,415,422,429]))),
     request_body = crate::http::openapi::schemas::LoginRequest,
@@ -51,7 +65,7 @@ pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: JsonObject,
+    body: LoginBody,
 ) -> Result<Response, ApiError> {
     let (email, password) = parse_login(body)?;
     let client = state.config.auth.trusted_proxies.client(peer.ip(), &headers);
@@ -61,6 +75,9 @@ pub async fn login(
 }
 
 /// Trade a refresh token for a new pair of tokens.
+///
+/// The presented refresh token is spent: presenting it again revokes its whole family
+/// (every token of that login). No access token is needed.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth",
     extensions(("x-problems" = json!([400,401,413,415,422]))),
     request_body = crate::http::openapi::schemas::RefreshRequest,
@@ -73,6 +90,9 @@ pub async fn refresh(State(state): State<AppState>, body: JsonObject) -> Result<
 }
 
 /// Log out: revoke a refresh token.
+///
+/// Revokes every refresh token of the login the presented one belongs to. Access tokens
+/// already issued stay valid until they expire. No access token is needed.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     extensions(("x-problems" = json!([400,413,415,422]))),
     request_body = crate::http::openapi::schemas::RefreshRequest,
@@ -85,6 +105,8 @@ pub async fn logout(State(state): State<AppState>, body: JsonObject) -> Result<S
 }
 
 /// The calling user.
+///
+/// The account the bearer token belongs to.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
     extensions(("x-problems" = json!([401]))),
     responses((status = 200, description = "The caller", body = UserResponse)),

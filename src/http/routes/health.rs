@@ -71,11 +71,15 @@ pub async fn close_while_draining(State(state): State<AppState>, request: Reques
 }
 
 /// Prometheus text format.
+///
+/// The process's metrics in the Prometheus text exposition format. In production it is
+/// served on the API's port only with `TIENDA_METRICS_PUBLIC=true` (else on `TIENDA_METRICS_ADDR`).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics() -> Response {
     match metrics::install() {
         Some(handle) => {
+            metrics::sample_process();
             handle.run_upkeep();
             (
                 [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -26,6 +26,11 @@ fn render(adjustment: &Adjustment) -> Result<StoredResponse, serde_json::Error> 
 }
 
 /// Adjust the stock of a product, writing a ledger row.
+///
+/// Adds `delta` (negative to take stock out) atomically and appends a ledger row; the
+/// product's `version` goes up by one. Taking the stock below 0 is 409 `/problems/insufficient-stock`
+/// and above 2147483647 is 409 `/problems/stock-limit`; nothing changes then. Staff or admin.
+/// Send an `Idempotency-Key` to make a retry safe.
 #[utoipa::path(post, path = "/api/v1/products/{id}/stock-adjustments", tag = "inventory",
     extensions(("x-problems" = json!([400,401,403,404,409,413,415,422,429]))),
     request_body = crate::http::openapi::schemas::StockAdjustmentRequest,
@@ -56,6 +61,9 @@ pub async fn adjust_stock(
 pub type LedgerPage = PageBody<AdjustmentResponse>;
 
 /// List the stock ledger of a product, newest first.
+///
+/// Offset pages (`page`, `per_page`) of the product's adjustments, its initial stock
+/// first in time; the stock equals the sum of the ledger. Staff or admin.
 #[utoipa::path(get, path = "/api/v1/products/{id}/stock-adjustments", tag = "inventory",
     extensions(("x-problems" = json!([400,401,403,404]))),
     params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::PageParams),

@@ -48,6 +48,10 @@ fn product_response(status: StatusCode, product: Product) -> Response {
 }
 
 /// Create a product.
+///
+/// Staff or admin. `price` is exact: a JSON number or a string with at most two decimals.
+/// Answers 201 with the product, its `ETag` and `Location`. Send an `Idempotency-Key` to make a
+/// retry safe.
 #[utoipa::path(post, path = "/api/v1/products", tag = "products",
     extensions(("x-problems" = json!([400,401,403,409,413,415,422,429]))),
     request_body = crate::http::openapi::schemas::ProductWriteRequest,
@@ -69,6 +73,10 @@ pub async fn create_product(
 }
 
 /// Read a product.
+///
+/// Public unless the server runs with `TIENDA_PROTECT_READS=true`, which makes a
+/// bearer token required. Send `If-None-Match` with an ETag you hold to get a 304 while it is
+/// current.
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products",
     extensions(("x-problems" = json!([401,404]))),
     params(("id" = i64, Path, description = "The product id", minimum = 1), ("If-None-Match" = Option<String>, Header, description = "An ETag you hold: 304 when it is still current")),
@@ -95,6 +103,10 @@ pub async fn get_product(
 }
 
 /// Replace a product.
+///
+/// Every writable field is sent; an absent `description` or `sku` is cleared. Staff or
+/// admin. With `If-Match`, the change applies only if the product's ETag still matches (else 412
+/// and nothing changes).
 #[utoipa::path(put, path = "/api/v1/products/{id}", tag = "products",
     extensions(("x-problems" = json!([400,401,403,404,409,412,413,415,422]))),
     request_body = crate::http::openapi::schemas::ProductWriteRequest,
@@ -118,6 +130,10 @@ pub async fn replace_product(
 }
 
 /// Change some fields of a product (JSON merge patch).
+///
+/// RFC 7396: absent fields stay as they are, `null` clears `description` or `sku`.
+/// Staff or admin. With `If-Match`, the change applies only if the product's ETag still matches
+/// (else 412 and nothing changes).
 #[utoipa::path(patch, path = "/api/v1/products/{id}", tag = "products",
     extensions(("x-problems" = json!([400,401,403,404,409,412,413,415,422]))),
     request_body(content(
@@ -145,6 +161,9 @@ pub async fn patch_product(
 }
 
 /// Delete a product and its ledger.
+///
+/// Staff or admin. With `If-Match`, the product is deleted only if its ETag still
+/// matches (else 412).
 #[utoipa::path(delete, path = "/api/v1/products/{id}", tag = "products",
     extensions(("x-problems" = json!([401,403,404,412]))),
     params(("id" = i64, Path, description = "The product id", minimum = 1), crate::http::openapi::IfMatchParams),
@@ -174,6 +193,13 @@ pub struct ProductCursorPage {
 }
 
 /// List products: filtered, searched, sorted, paged by offset or cursor.
+///
+/// Two paging styles that exclude each other: offset pages (`page`, `per_page`; the body
+/// has `total` and `total_pages`) or keyset pages (`limit`, then the previous page's
+/// `next_cursor` as `cursor`; the cursor carries the sort and the filters, which may be repeated
+/// but not changed). Mixing the two styles is 400 `/problems/invalid-parameter`. Filters: `q`
+/// (full-text), `min_price`, `max_price`, `in_stock`; `sort` by one key, `-` for descending. Public
+/// unless the server runs with `TIENDA_PROTECT_READS=true`, which makes a bearer token required.
 #[utoipa::path(get, path = "/api/v1/products", tag = "products",
     extensions(("x-problems" = json!([400,401]))),
     params(crate::http::openapi::ListParams),

@@ -17,6 +17,8 @@ use crate::state::AppState;
 pub type UserPage = PageBody<UserResponse>;
 
 /// List users (admin).
+///
+/// Offset pages (`page`, `per_page`) of every account, in id order. Admin only.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
     extensions(("x-problems" = json!([400,401,403]))),
     params(crate::http::openapi::PageParams),
@@ -35,6 +37,9 @@ pub async fn list_users(
 }
 
 /// Change the role or status of a user (admin).
+///
+/// Sets `role` and/or `disabled`. Demoting or disabling the last enabled admin is 409
+/// `/problems/last-admin`. Admin only.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
     extensions(("x-problems" = json!([400,401,403,404,409,413,415,422]))),
     request_body = crate::http::openapi::schemas::UserPatchRequest,
