@@ -42,3 +42,19 @@ fn every_service_backed_test_runs_in_ci() {
         "CI is set but {missing:?} not: the tests that need them did not run"
     );
 }
+
+/// The browser checks of `/docs` need `/usr/bin/chromium`; without it they say so loudly and
+/// return, which a CI run must not mistake for a pass.
+#[test]
+fn the_browser_checks_run_in_ci() {
+    if !std::path::Path::new("/usr/bin/chromium").exists() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** WARNING: /usr/bin/chromium is missing: the browser checks of /docs are SKIPPED ***\n"
+        );
+        assert!(
+            !in_ci(),
+            "CI is set but /usr/bin/chromium is missing: the /docs browser checks did not run"
+        );
+    }
+}
