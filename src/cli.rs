@@ -53,6 +53,7 @@ pub enum UsersCommand {
     /// Create a user. The password is read from a prompt, or from stdin with --password-stdin;
     /// never from the command line, where other users could read it.
     Create {
+        /// The new user's email (ASCII, at most 254 characters).
         #[arg(long)]
         email: String,
         /// admin, staff or customer.

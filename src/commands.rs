@@ -12,11 +12,18 @@ use crate::store::StoreError;
 pub enum CommandError {
     /// An argument that does not parse; the message names it.
     #[error("{argument}: {message}")]
-    InvalidArgument { argument: &'static str, message: String },
+    InvalidArgument {
+        /// The argument's name.
+        argument: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The password could not be read from the prompt or from stdin.
     #[error("cannot read the password{}: {source}", if *.from_stdin { " from stdin" } else { "" })]
     ReadPassword {
+        /// `--password-stdin` was given.
         from_stdin: bool,
+        /// The read error.
         #[source]
         source: std::io::Error,
     },

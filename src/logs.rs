@@ -16,8 +16,11 @@ use crate::log_line::{JsonLine, SpanFields};
 use crate::log_writer::{LogWriter, LogWriterGuard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How request and event lines are written (`TIENDA_LOG_FORMAT`).
 pub enum LogFormat {
+    /// One JSON object per line, for log shippers (the default in production).
     Json,
+    /// Human-readable lines, for a terminal.
     Pretty,
 }
 

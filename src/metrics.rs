@@ -15,27 +15,48 @@ use tokio::task::JoinHandle;
 
 use crate::store::Store;
 
+/// Requests answered, by method, route template, status class and exact status.
 pub const HTTP_REQUESTS: &str = "tienda_http_requests_total";
+/// Request latency histogram, by method, route template and status class.
 pub const HTTP_DURATION: &str = "tienda_http_request_duration_seconds";
+/// Requests being served right now.
 pub const HTTP_IN_FLIGHT: &str = "tienda_http_requests_in_flight";
+/// Database pool connections, by state (`idle`, `in_use`).
 pub const POOL_CONNECTIONS: &str = "tienda_db_pool_connections";
+/// The database pool's configured maximum.
 pub const POOL_MAX: &str = "tienda_db_pool_max_connections";
+/// Time spent waiting for a pooled connection.
 pub const POOL_ACQUIRE: &str = "tienda_db_pool_acquire_duration_seconds";
+/// Login attempts by outcome (success, failure, throttled).
 pub const LOGIN_ATTEMPTS: &str = "tienda_login_attempts_total";
+/// Products in the catalogue, read from the maintained counts at each scrape.
 pub const PRODUCTS: &str = "tienda_products";
+/// Units in stock across the catalogue.
 pub const STOCK_UNITS: &str = "tienda_stock_units";
+/// Products with no stock.
 pub const OUT_OF_STOCK: &str = "tienda_products_out_of_stock";
+/// Products at or under the low-stock threshold.
 pub const LOW_STOCK: &str = "tienda_products_low_stock";
+/// Stock adjustments committed, by direction.
 pub const ADJUSTMENTS: &str = "tienda_stock_adjustments_total";
+/// Units moved by stock adjustments, by direction.
 pub const ADJUSTMENT_UNITS: &str = "tienda_stock_adjustment_units_total";
+/// 1 when a dependency (database, Redis) answered its last probe, else 0.
 pub const DEPENDENCY_UP: &str = "tienda_dependency_up";
+/// Always 1; the labels carry the version.
 pub const BUILD_INFO: &str = "tienda_build_info";
 // The standard process family (the names every Prometheus client library exports).
+/// CPU seconds (user and system) used by the process.
 pub const PROCESS_CPU: &str = "process_cpu_seconds_total";
+/// Resident memory in bytes.
 pub const PROCESS_RESIDENT: &str = "process_resident_memory_bytes";
+/// Virtual memory in bytes.
 pub const PROCESS_VIRTUAL: &str = "process_virtual_memory_bytes";
+/// Open file descriptors.
 pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+/// The open-files limit.
 pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+/// Start time of the process, seconds since the epoch.
 pub const PROCESS_START: &str = "process_start_time_seconds";
 
 /// Latency buckets in seconds; 0.5 is one of them so the p99 alert's bound is measured exactly.
@@ -193,6 +214,8 @@ fn route_metrics(route: &str) -> Arc<RouteMetrics> {
     })
 }
 
+/// Counts one answered request and records its latency; handles are cached per route, so the
+/// hot path does no registry lookup.
 pub fn record_http(method: &str, route: &str, status: u16, elapsed: Duration) {
     let (method, class, code) = (
         method_index(method),
@@ -277,16 +300,19 @@ pub fn http_in_flight(delta: f64) {
     IN_FLIGHT.get_or_init(|| gauge!(HTTP_IN_FLIGHT)).increment(delta);
 }
 
+/// Counts one login attempt by its outcome.
 pub fn login(outcome: &'static str) {
     counter!(LOGIN_ATTEMPTS, "outcome" => outcome).increment(1);
 }
 
+/// Counts one committed stock adjustment and the units it moved.
 pub fn stock_adjusted(delta: i64) {
     let direction = if delta > 0 { "in" } else { "out" };
     counter!(ADJUSTMENTS, "direction" => direction).increment(1);
     counter!(ADJUSTMENT_UNITS, "direction" => direction).increment(delta.unsigned_abs());
 }
 
+/// Records whether a dependency answered its probe.
 pub fn dependency(name: &'static str, up: bool) {
     gauge!(DEPENDENCY_UP, "dependency" => name).set(if up { 1.0 } else { 0.0 });
 }

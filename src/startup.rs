@@ -45,7 +45,9 @@ pub enum StartupError {
     /// The address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why the system refused it.
         #[source]
         source: std::io::Error,
     },

@@ -51,8 +51,11 @@ impl std::fmt::Debug for Table {
 
 /// One attempt to count: a key of a table, and the count it may reach.
 pub struct Attempt<'a> {
+    /// The table counting this kind of attempt (per email, per client...).
     pub table: &'a mut Table,
+    /// What is counted: an email or a client address, as bytes.
     pub key: &'a [u8],
+    /// Attempts allowed in the window.
     pub limit: u64,
 }
 

@@ -69,7 +69,14 @@ impl std::fmt::Debug for LoginThrottle {
 #[must_use]
 #[derive(Debug)]
 pub enum Reservation {
-    Local { email: Option<Counted>, client: Counted },
+    /// Counted in this process's tables (no Redis, or Redis failed).
+    Local {
+        /// The email's count, when the login named a valid email.
+        email: Option<Counted>,
+        /// The client address's count.
+        client: Counted,
+    },
+    /// Counted in Redis under these keys, shared by every instance.
     Redis(Vec<String>),
 }
 

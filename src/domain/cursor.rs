@@ -22,14 +22,19 @@ const VERSION: u8 = 1;
 /// Everything a keyset walk needs to continue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CursorState {
+    /// The cursor format; a cursor of another version is refused, not misread.
     #[serde(rename = "v")]
     pub version: u8,
+    /// The sort of the walk; a request that changes it cannot continue the walk.
     #[serde(rename = "s")]
     pub sort: Sort,
+    /// The filters of the walk, likewise fixed for its length.
     #[serde(rename = "f")]
     pub filters: Filters,
+    /// Page size, kept so a bare `cursor` continues with the same one.
     #[serde(rename = "l")]
     pub limit: u64,
+    /// The last row of the previous page.
     #[serde(rename = "a")]
     pub after: After,
 }

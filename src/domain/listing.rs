@@ -9,18 +9,25 @@ use super::product::Invalid;
 /// no sort is given; it cannot be asked for by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SortKey {
+    /// Creation order (the default).
     #[serde(rename = "id")]
     Id,
+    /// Name, byte order.
     #[serde(rename = "name")]
     Name,
+    /// Price in cents.
     #[serde(rename = "price")]
     Price,
+    /// Units in stock.
     #[serde(rename = "stock")]
     Stock,
+    /// Creation time.
     #[serde(rename = "created_at")]
     CreatedAt,
+    /// Last change.
     #[serde(rename = "updated_at")]
     UpdatedAt,
+    /// Full-text score (only with `q`; the default then).
     #[serde(rename = "relevance")]
     Relevance,
 }
@@ -53,7 +60,9 @@ impl SortKey {
 /// A sort key and direction; ties are always broken by `id` in the same direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sort {
+    /// What to order by.
     pub key: SortKey,
+    /// `-key` in the query string.
     pub descending: bool,
 }
 
@@ -169,12 +178,16 @@ fn alphanumeric_runs(word: &str) -> usize {
 /// Which products a listing includes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filters {
+    /// Full-text search words, de-duplicated and capped.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub q: Option<SearchQuery>,
+    /// Lowest price in cents, inclusive.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub min_price: Option<i64>,
+    /// Highest price in cents, inclusive.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub max_price: Option<i64>,
+    /// Only products with (true) or without (false) stock.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub in_stock: Option<bool>,
 }
@@ -200,15 +213,20 @@ impl Filters {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum KeyValue {
+    /// Ids, prices in cents, stock and timestamps.
     Int(i64),
+    /// Names.
     Text(String),
+    /// Relevance scores, carried exactly (serde_json `float_roundtrip`).
     Score(f64),
 }
 
 /// The position after which a keyset page starts: the sort key's value and the id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct After {
+    /// The sort key's value on the last row.
     pub key: KeyValue,
+    /// The last row's id, which breaks ties.
     pub id: i64,
 }
 
@@ -216,16 +234,29 @@ pub struct After {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Page {
     /// Classic numbered pages, with a total.
-    Offset { page: u64, per_page: u64 },
+    Offset {
+        /// 1-based page number.
+        page: u64,
+        /// Items per page.
+        per_page: u64,
+    },
     /// Keyset pages: `limit` items after `after` (from the start when `None`).
-    Keyset { limit: u64, after: Option<After> },
+    Keyset {
+        /// Items per page.
+        limit: u64,
+        /// The last row of the previous page.
+        after: Option<After>,
+    },
 }
 
 /// A whole listing request, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListQuery {
+    /// Which products.
     pub filters: Filters,
+    /// In which order.
     pub sort: Sort,
+    /// Which slice of them.
     pub page: Page,
 }
 

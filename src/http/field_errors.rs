@@ -16,9 +16,12 @@ pub const DETAIL_BUDGET: usize = 1000;
 /// One invalid input, named so a client can point at it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
+    /// The body member or query parameter, named as the client sent it.
     pub field: String,
+    /// A stable machine-readable reason (`required`, `out_of_range`, ...).
     #[schema(value_type = String)]
     pub code: &'static str,
+    /// The reason in English, for people.
     pub message: String,
 }
 

@@ -22,13 +22,18 @@ pub struct Problem {
     #[serde(rename = "type")]
     #[schema(value_type = String, example = "/problems/validation")]
     pub kind: &'static str,
+    /// A short summary of the problem type; the same for every occurrence.
     #[schema(value_type = String)]
     pub title: &'static str,
+    /// The HTTP status code, repeated for clients that lose it.
     pub status: u16,
+    /// What went wrong in this occurrence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Every invalid field, for validation problems (at most 20).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The `X-Request-Id` of the request, to find it in the logs.
     pub request_id: Option<String>,
 }
 

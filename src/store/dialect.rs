@@ -4,7 +4,9 @@
 /// The SQL dialect a block is running against, for the few statements that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
+    /// The embedded default.
     Sqlite,
+    /// The server for several instances.
     Postgres,
 }
 

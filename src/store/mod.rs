@@ -49,7 +49,9 @@ pub enum InvalidDatabaseUrl {
 /// Validated connection options, parsed from `DATABASE_URL` once at start.
 #[derive(Debug, Clone)]
 pub enum ConnectOptions {
+    /// A `sqlite:` URL (the embedded default).
     Sqlite(SqliteConnectOptions),
+    /// A `postgres:` URL.
     Postgres(PgConnectOptions),
 }
 
@@ -79,7 +81,9 @@ const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// Pool sizing and timeouts.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
+    /// `TIENDA_DB_MAX_CONNECTIONS`.
     pub max_connections: u32,
+    /// How long a request waits for a connection before a 503 (`TIENDA_DB_TIMEOUT_SECS`).
     pub acquire_timeout: Duration,
     /// PostgreSQL cancels any statement that runs longer, SQLite a listing statement (see
     /// `deadline`), so a query whose request has given up cannot hold a pooled connection.
@@ -256,21 +260,29 @@ impl Store {
 /// Connection counts of the pool(s).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PoolStats {
+    /// Open and waiting to be lent.
     pub idle: u64,
+    /// Lent to a request.
     pub in_use: u64,
+    /// The configured maximum.
     pub max: u64,
 }
 
 /// What the business gauges show.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StockSummary {
+    /// Products in the catalogue.
     pub products: i64,
+    /// Units in stock, all products.
     pub units: i64,
+    /// Products with no stock.
     pub out_of_stock: i64,
+    /// Products under the low-stock threshold.
     pub low_stock: i64,
 }
 
 impl Store {
+    /// Idle, in-use and maximum connections of the pool, for the metrics scrape.
     pub fn pool_stats(&self) -> PoolStats {
         let count = |size: u32, idle: usize, max: u32| PoolStats {
             idle: idle as u64,

@@ -12,7 +12,10 @@ use super::{Store, StoreError, Timestamp, for_update, on_db};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
     /// The token was live: it is now spent and `new_hash` replaces it in the same family.
-    Rotated { user_id: i64 },
+    Rotated {
+        /// Whose token it was.
+        user_id: i64,
+    },
     /// The token had already been used: the whole family is revoked now.
     ReuseDetected,
     /// Unknown, revoked, expired, or its user is disabled.

@@ -15,10 +15,14 @@ use crate::domain::product::Product;
 
 /// One page of products; `total` for offset pages, `next` (where the following keyset page
 /// starts) when more items follow.
+/// One page as read from the database.
 #[derive(Debug)]
 pub struct Listed {
+    /// The page's products, in order.
     pub items: Vec<Product>,
+    /// All matches, for offset pages.
     pub total: Option<u64>,
+    /// Where the next keyset page starts; `None` on the last page.
     pub next: Option<After>,
 }
 
@@ -51,6 +55,8 @@ use shapes::*;
 use sql::*;
 
 impl Store {
+    /// One page of the catalogue for `query` (offset or keyset, any sort, filters, search),
+    /// with its total when the query asks for one and the position after its last row.
     #[instrument(name = "db.list_products", skip_all, fields(sort = ?query.sort), err(level = "debug"))]
     pub async fn list_products(&self, query: &ListQuery) -> Result<Listed, StoreError> {
         let relevance = query.sort.key == SortKey::Relevance;
