@@ -56,7 +56,9 @@ struct ApiDoc;
 #[serde(untagged)]
 #[allow(dead_code)]
 pub enum ProductListing {
+    /// With `page`/`per_page` (or neither and no `cursor`/`limit`).
     Offset(ProductPage),
+    /// With `limit` or `cursor`.
     Keyset(ProductCursorPage),
 }
 

@@ -63,28 +63,40 @@ pub struct ListParams {
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
 pub enum SortParam {
+    /// By creation order, ascending.
     #[serde(rename = "id")]
     Id,
+    /// By creation order, descending.
     #[serde(rename = "-id")]
     IdDesc,
+    /// By name, ascending.
     #[serde(rename = "name")]
     Name,
+    /// By name, descending.
     #[serde(rename = "-name")]
     NameDesc,
+    /// By price, ascending.
     #[serde(rename = "price")]
     Price,
+    /// By price, descending.
     #[serde(rename = "-price")]
     PriceDesc,
+    /// By units in stock, ascending.
     #[serde(rename = "stock")]
     Stock,
+    /// By units in stock, descending.
     #[serde(rename = "-stock")]
     StockDesc,
+    /// By creation time, ascending.
     #[serde(rename = "created_at")]
     CreatedAt,
+    /// By creation time, descending.
     #[serde(rename = "-created_at")]
     CreatedAtDesc,
+    /// By last change, ascending.
     #[serde(rename = "updated_at")]
     UpdatedAt,
+    /// By last change, descending.
     #[serde(rename = "-updated_at")]
     UpdatedAtDesc,
 }

@@ -152,8 +152,11 @@ pub struct UserPatchRequest {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum RoleName {
+    /// Everything, including user management.
     Admin,
+    /// Product and stock writes.
     Staff,
+    /// Reads, and its own account.
     #[default]
     Customer,
 }
