@@ -1,4 +1,6 @@
 //! tienda: a product catalogue and inventory API.
+// Every public item says what it is for (ARCHITECTURE.md); clippy -D warnings keeps it so.
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod cli;
