@@ -108,20 +108,29 @@ async fn swagger_ui_is_served_from_the_binary() {
     assert!(config.text().await.unwrap().contains("/openapi.json"));
 }
 
+/// Chromium, or `None` after a loud warning that `what` is skipped (a CI run fails instead:
+/// `environment::the_browser_checks_run_in_ci`).
+fn chromium_for(what: &str) -> Option<&'static std::path::Path> {
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    if chromium.exists() {
+        return Some(chromium);
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** WARNING: /usr/bin/chromium is missing: {what} is SKIPPED (apt-get install chromium) ***\n"
+    );
+    None
+}
+
 /// Swagger UI rendered by a real headless Chromium that may reach nothing but our server: every
 /// operation's path is in the DOM, nothing breaks the page's Content-Security-Policy, and a
 /// screenshot is kept under the build output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swagger_ui_renders_every_operation_in_headless_chromium() {
-    let chromium = std::path::Path::new("/usr/bin/chromium");
-    if !chromium.exists() {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** WARNING: /usr/bin/chromium is missing: the browser check of /docs is SKIPPED (apt-get install chromium) ***\n"
-        );
+    let Some(chromium) = chromium_for("the browser check of /docs") else {
         return;
-    }
+    };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let spec: Value = app.anonymous_json("/openapi.json").await;
     let url = app.url("/docs/");
@@ -182,15 +191,9 @@ async fn swagger_ui_renders_every_operation_in_headless_chromium() {
 /// posts them to the login endpoint, and the token it keeps opens a protected operation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorize_dialog_logs_in_with_email_and_password_in_headless_chromium() {
-    let chromium = std::path::Path::new("/usr/bin/chromium");
-    if !chromium.exists() {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** WARNING: /usr/bin/chromium is missing: the Authorize check of /docs is SKIPPED ***\n"
-        );
+    let Some(chromium) = chromium_for("the Authorize check of /docs") else {
         return;
-    }
+    };
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let docs = app.url("/docs/");
     let script = LOGIN_SCRIPT
