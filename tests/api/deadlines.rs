@@ -70,7 +70,7 @@ async fn an_abandoned_requests_statement_still_ends_at_its_deadline() {
         .await
         .unwrap();
     let search = format!("/api/v1/products?q={}&limit=20", urlencode(WORDS));
-    let (deadline, abandon_after) = (Duration::from_millis(800), Duration::from_millis(250));
+    let (deadline, abandon_after) = (Duration::from_millis(500), Duration::from_millis(250));
     // How long the search takes when nothing cuts it, the behaviour to tell apart: matches are
     // added until it takes well over twice the deadline (fewer on a slow machine).
     let mut rows = 0;
@@ -84,12 +84,13 @@ async fn an_abandoned_requests_statement_still_ends_at_its_deadline() {
             break uncut;
         }
         assert!(
-            rows < 2_000_000,
+            // An idle machine scores 2,000,000 matches in about 2 s.
+            rows < 4_000_000,
             "{rows} matches scored in {uncut:?}: too fast to tell a cut statement from a finished one"
         );
     };
 
-    let app = app.restart_with(&settings("800")).await;
+    let app = app.restart_with(&settings("500")).await;
     let impatient = reqwest::Client::builder()
         .no_proxy()
         .timeout(abandon_after)
