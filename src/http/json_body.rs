@@ -43,15 +43,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         if !content_type_is(request.headers(), accepted) {
             return Err(ApiError::UnsupportedMediaType(accepted[0]));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::MalformedJson("the body could not be read".into())
-            }
-        })?;
+        let bytes = read_body(request, state).await?;
         JsonObject::read(&bytes)
     }
+}
+
+/// The whole body, within the body limit: 413 past it; a body cut off mid-way reads as malformed.
+pub async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::MalformedJson("the body could not be read".into())
+        }
+    })
 }
 
 /// A field as the body had it.

@@ -2,14 +2,14 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use serde::Serialize;
 
 use crate::domain::product::Invalid;
 use crate::domain::user::{Email, Password, Role, User, UserChange};
 use crate::http::dto::product::rfc3339;
 use crate::http::error::{ApiError, FieldError, FieldErrors};
-use crate::http::json_body::{Fields, JsonObject, decode};
+use crate::http::json_body::{Fields, JsonObject, decode, read_body};
 use crate::services::accounts::TokenPair;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -100,14 +100,7 @@ impl<S: Send + Sync> FromRequest<S> for LoginBody {
                 .await
                 .map(LoginBody::Json);
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::MalformedJson("the body could not be read".into())
-            }
-        })?;
-        Ok(LoginBody::Form(bytes))
+        Ok(LoginBody::Form(read_body(request, state).await?))
     }
 }
 
