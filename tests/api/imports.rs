@@ -69,7 +69,7 @@ both_backends! {
         assert_eq!(job["result"]["created"], 2);
         assert_eq!(job["result"]["invalid"], 1);
         assert_eq!(job["result"]["errors"][0]["line"], 3);
-        assert_eq!(job["result"]["errors"][0]["code"], "out_of_range");
+        assert_eq!(job["result"]["errors"][0]["code"], "invalid_format");
         assert_eq!(app.product_count().await, 2);
     }
 
