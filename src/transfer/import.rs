@@ -167,10 +167,10 @@ impl Upload {
 
     /// The upload was refused or cut: deletes what was stored of it.
     pub async fn abandon(self) {
-        if let Some(file) = self.file {
-            if let Err(error) = self.store.delete_file(file).await {
-                tracing::warn!(%error, file_id = file, "cannot delete an abandoned upload");
-            }
+        if let Some(file) = self.file
+            && let Err(error) = self.store.delete_file(file).await
+        {
+            tracing::warn!(%error, file_id = file, "cannot delete an abandoned upload");
         }
     }
 }

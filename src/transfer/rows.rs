@@ -260,10 +260,10 @@ pub fn read_rows<R: Read>(
                 }
                 let line = record.position().map_or(0, |p| p.line());
                 let parsed = csv_row(line, &columns, &record, mode);
-                if let Some((_, previous)) = held.replace((line, parsed)) {
-                    if !push(previous, &mut pending) {
-                        return Ok(index);
-                    }
+                if let Some((_, previous)) = held.replace((line, parsed))
+                    && !push(previous, &mut pending)
+                {
+                    return Ok(index);
                 }
             }
             drop(csv);

@@ -206,12 +206,12 @@ pub async fn create_export(
         max_price: max_price.flatten(),
         in_stock: in_stock.flatten(),
     };
-    if let (Some(min), Some(max)) = (filters.min_price, filters.max_price) {
-        if min > max {
-            return Err(ApiError::Validation(
-                vec![bad("min_price", "greater_than_max", "must not exceed max_price")].into(),
-            ));
-        }
+    if let (Some(min), Some(max)) = (filters.min_price, filters.max_price)
+        && min > max
+    {
+        return Err(ApiError::Validation(
+            vec![bad("min_price", "greater_than_max", "must not exceed max_price")].into(),
+        ));
     }
     let payload = crate::transfer::export::ExportPayload {
         format: format.unwrap_or(FileFormat::Csv),
