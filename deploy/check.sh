@@ -49,12 +49,18 @@ ALLOWED = {
     "tienda_stock_adjustment_units_total",
     "tienda_dependency_up",
     "tienda_build_info",
+    "tienda_jobs_queued",
+    "tienda_jobs_running",
+    "tienda_jobs_succeeded_total",
+    "tienda_jobs_failed_total",
+    "tienda_jobs_cancelled_total",
+    "tienda_import_rows_total",
 }
-for hist in ("tienda_http_request_duration_seconds", "tienda_db_pool_acquire_duration_seconds"):
+for hist in ("tienda_http_request_duration_seconds", "tienda_db_pool_acquire_duration_seconds", "tienda_job_duration_seconds"):
     ALLOWED.update(hist + suffix for suffix in ("_bucket", "_sum", "_count"))
 
 # Bare histogram names are fine in prose (comments, annotations), not in queries.
-PROSE = ALLOWED | {"tienda_http_request_duration_seconds", "tienda_db_pool_acquire_duration_seconds"}
+PROSE = ALLOWED | {"tienda_http_request_duration_seconds", "tienda_db_pool_acquire_duration_seconds", "tienda_job_duration_seconds"}
 
 errors = []
 

@@ -24,6 +24,10 @@ Configuration comes from the environment (see README.md for all of it):
   TIENDA_SESSION_MAX_DAYS      a login's refresh tokens live at most this long (default 90)
   TIENDA_METRICS_ADDR          serve /metrics on this separate address
   TIENDA_METRICS_PUBLIC        true: /metrics on the API port even in production (default false)
+  TIENDA_WORKERS               jobs run at once by serve (0: none) or by each worker (default 1)
+  TIENDA_JOB_LEASE_SECS        a worker's hold on a job without renewal (default 30)
+  TIENDA_IMPORT_MAX_MB         largest import upload (default 512)
+  TIENDA_EXPORT_TTL_HOURS      how long an export's file is served (default 24)
   RUST_LOG, TIENDA_LOG_FORMAT  log filter (default info); json or pretty (default: pretty on a terminal)";
 
 /// tienda: a product catalogue and inventory API.
@@ -45,6 +49,35 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Run background jobs (imports, exports) until SIGTERM or Ctrl-C, without serving HTTP.
+    Worker,
+    /// Import products from a CSV or JSON Lines file; exit code 0 only when every row was
+    /// accepted.
+    Import {
+        /// The file to import.
+        file: std::path::PathBuf,
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// upsert (match by sku) or create.
+        #[arg(long, default_value = "upsert")]
+        mode: String,
+        /// abort (any invalid row: write nothing) or skip (write the valid rows).
+        #[arg(long, default_value = "abort")]
+        on_error: String,
+        /// Validate and count, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Export the catalogue as CSV or JSON Lines.
+    Export {
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(short = 'o', long = "output")]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 /// `tienda users …`.

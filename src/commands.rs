@@ -1,6 +1,10 @@
 //! Subcommands other than `serve`: one-shot administrative tasks.
 
+#[path = "commands_transfer.rs"]
+pub mod transfer;
+
 use crate::config::Config;
+use crate::domain::import::{FileFormat, ImportMode, ImportOptions, OnError};
 use crate::domain::product::Invalid;
 use crate::domain::user::{Email, Password, Role};
 use crate::services::accounts::AuthError;
@@ -78,5 +82,32 @@ pub async fn create_user(
     result.map(|user| user.id).map_err(|e| match e {
         AuthError::Store(StoreError::Conflict(_)) => CommandError::DuplicateUser(email.as_str().to_owned()),
         other => CommandError::Auth(other),
+    })
+}
+
+/// The options of `tienda import`, checked.
+pub fn import_options(
+    format: &str,
+    mode: &str,
+    on_error: &str,
+    dry_run: bool,
+) -> Result<ImportOptions, CommandError> {
+    let bad = |argument: &'static str, message: &str| CommandError::InvalidArgument {
+        argument,
+        message: message.to_owned(),
+    };
+    Ok(ImportOptions {
+        format: FileFormat::parse(format).ok_or_else(|| bad("--format", "must be csv or jsonl"))?,
+        mode: match mode {
+            "upsert" => ImportMode::Upsert,
+            "create" => ImportMode::Create,
+            _ => return Err(bad("--mode", "must be upsert or create")),
+        },
+        on_error: match on_error {
+            "abort" => OnError::Abort,
+            "skip" => OnError::Skip,
+            _ => return Err(bad("--on-error", "must be abort or skip")),
+        },
+        dry_run,
     })
 }

@@ -4,7 +4,7 @@ use clap::Parser;
 use tienda::cli::{Cli, Command, UsersCommand};
 use tienda::commands;
 use tienda::config::Config;
-use tienda::startup::{Application, open_store, shutdown_signal};
+use tienda::startup::{Application, open_store, run_worker, shutdown_signal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -63,6 +63,34 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
             }
             Err(error) => fail(&error.to_string()),
         },
+        Command::Worker => match run_worker(config, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error.to_string()),
+        },
+        Command::Import {
+            file,
+            format,
+            mode,
+            on_error,
+            dry_run,
+        } => {
+            let options = match commands::import_options(&format, &mode, &on_error, dry_run) {
+                Ok(options) => options,
+                Err(error) => return fail(&error.to_string()),
+            };
+            match commands::transfer::import(&config, &file, options, shutdown_signal()).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(error) => fail(&error.to_string()),
+            }
+        }
+        Command::Export { format, output } => {
+            match commands::transfer::export(&config, &format, output.as_deref(), shutdown_signal()).await {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(error) => fail(&error.to_string()),
+            }
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! Prometheus metrics: the recorder, every metric's name and help, and the samplers that keep
 //! the gauges fresh without scanning the catalogue on every scrape.
 
+#[path = "metrics_jobs.rs"]
+pub mod jobs;
+
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -83,6 +86,7 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 fn describe() {
+    jobs::describe();
     describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests served, by method, route template, status class and status code."
@@ -328,6 +332,7 @@ pub fn zero_counters() {
         counter!(ADJUSTMENT_UNITS, "direction" => direction).absolute(0);
     }
     gauge!(HTTP_IN_FLIGHT).increment(0.0);
+    jobs::zero();
 }
 
 /// Probes each dependency with a short timeout; true when all answered.
@@ -385,6 +390,7 @@ pub fn spawn_samplers(
         let mut ticker = tokio::time::interval(business_every);
         loop {
             ticker.tick().await;
+            jobs::sample_queue(&store).await;
             match store.stock_summary(low_stock_below).await {
                 Ok(summary) => {
                     gauge!(PRODUCTS).set(summary.products as f64);

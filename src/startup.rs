@@ -191,7 +191,19 @@ impl Application {
         } = self;
         let grace = state.config.shutdown_grace;
         let store = state.store.clone();
-        let mut background = vec![crate::jobs::spawn_purge(store.clone(), crate::jobs::PURGE_EVERY)];
+        let jobs = state.config.jobs.clone();
+        let mut background = vec![crate::jobs::spawn_purge(
+            store.clone(),
+            crate::jobs::PURGE_EVERY,
+            jobs.export_ttl,
+        )];
+        let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
+        let workers = crate::jobs::runner::spawn_workers(
+            store.clone(),
+            crate::transfer::registry(),
+            worker_settings(&jobs),
+            workers_stop,
+        );
         background.extend(crate::metrics::spawn_samplers(
             store.clone(),
             state.redis.clone(),
@@ -227,6 +239,8 @@ impl Application {
         let (draining, closing) = (state.draining.clone(), state.closing.clone());
         let shutdown = async move {
             shutdown.await;
+            // Workers stop taking jobs at once; a running one ends at its next batch.
+            let _ = stop_workers.send(true);
             draining.store(true, Ordering::SeqCst);
             if !drain.is_zero() {
                 tracing::info!(
@@ -239,11 +253,45 @@ impl Application {
         };
         let app = crate::http::app(state);
         serve(listener, app, limits, shutdown, grace).await;
+        crate::jobs::runner::join_workers(workers, grace).await;
         background.iter().for_each(JoinHandle::abort);
         store.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The workers' settings from the configuration.
+pub fn worker_settings(jobs: &crate::config::JobSettings) -> crate::jobs::runner::WorkerSettings {
+    crate::jobs::runner::WorkerSettings {
+        concurrency: jobs.workers,
+        lease: jobs.lease,
+        poll: jobs.poll,
+    }
+}
+
+/// `tienda worker`: runs `TIENDA_WORKERS` workers (at least one) and housekeeping, no HTTP,
+/// until `shutdown`; then each worker finishes its batch, records its progress and stops
+/// within the shutdown grace.
+pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
+    let store = open_store(&config).await?;
+    crate::metrics::install();
+    crate::metrics::zero_counters();
+    let mut settings = worker_settings(&config.jobs);
+    settings.concurrency = settings.concurrency.max(1);
+    let purge = crate::jobs::spawn_purge(store.clone(), crate::jobs::PURGE_EVERY, config.jobs.export_ttl);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers =
+        crate::jobs::runner::spawn_workers(store.clone(), crate::transfer::registry(), settings, stopped);
+    tracing::info!(workers = workers.len(), "worker started");
+    shutdown.await;
+    tracing::info!("stopping: running jobs end at their next batch");
+    let _ = stop.send(true);
+    crate::jobs::runner::join_workers(workers, config.shutdown_grace).await;
+    purge.abort();
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// Resolves on SIGTERM (what orchestrators send) or SIGINT (Ctrl-C). The handlers are

@@ -57,6 +57,24 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Metrics and trace export.
     pub observability: ObservabilitySettings,
+    /// Background jobs, imports and exports.
+    pub jobs: JobSettings,
+}
+
+/// Background jobs, imports and exports.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// `TIENDA_WORKERS`: jobs `tienda serve` (or each `tienda worker`) runs at once; 0 in
+    /// `serve` runs none.
+    pub workers: usize,
+    /// `TIENDA_JOB_LEASE_SECS`: how long a worker's hold on a job lasts without renewal.
+    pub lease: Duration,
+    /// `TIENDA_IMPORT_MAX_MB`, in bytes: the largest import upload.
+    pub import_max_bytes: u64,
+    /// `TIENDA_EXPORT_TTL_HOURS`: how long an export's file is served.
+    pub export_ttl: Duration,
+    /// How long an idle worker waits before looking for work again (`TIENDA_JOB_POLL_MS`).
+    pub poll: Duration,
 }
 
 /// Limits of the HTTP layer.
@@ -179,6 +197,7 @@ impl Config {
             auth: sections::auth(&vars)?,
             redis_url: sections::redis_url(&vars)?,
             observability: sections::observability(&vars)?,
+            jobs: sections::jobs(&vars)?,
             http,
         })
     }

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::vars::{Vars, cores};
-use super::{AuthSettings, ConfigError, Environment, HttpLimits, ObservabilitySettings, Secret, invalid};
+use super::{
+    AuthSettings, ConfigError, Environment, HttpLimits, JobSettings, ObservabilitySettings, Secret, invalid,
+};
 use crate::auth::client_ip::TrustedProxies;
 use crate::auth::throttle::ThrottleSettings;
 use crate::domain::user::{Email, Password};
@@ -174,5 +176,15 @@ pub(super) fn observability(vars: &Vars) -> Result<ObservabilitySettings, Config
         business_metrics_every: vars.secs("TIENDA_BUSINESS_METRICS_SECS", 60, 1, 86_400)?,
         otlp: vars.get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
             || vars.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some(),
+    })
+}
+
+pub(super) fn jobs(vars: &Vars) -> Result<JobSettings, ConfigError> {
+    Ok(JobSettings {
+        workers: vars.number("TIENDA_WORKERS", 1, 0, 256)? as usize,
+        lease: vars.secs("TIENDA_JOB_LEASE_SECS", 30, 1, 3600)?,
+        import_max_bytes: vars.number("TIENDA_IMPORT_MAX_MB", 512, 1, 1 << 20)? << 20,
+        export_ttl: Duration::from_secs(vars.number("TIENDA_EXPORT_TTL_HOURS", 24, 1, 24 * 365)? * 3600),
+        poll: Duration::from_millis(vars.number("TIENDA_JOB_POLL_MS", 500, 10, 60_000)?),
     })
 }

@@ -3,7 +3,9 @@
 pub mod cursor;
 pub mod etag;
 pub mod idempotency;
+pub mod import;
 pub mod inventory;
+pub mod job;
 pub mod listing;
 pub mod money;
 pub mod number;

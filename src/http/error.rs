@@ -42,6 +42,12 @@ pub enum ApiError {
     /// No such resource or route (404).
     #[error("not found")]
     NotFound,
+    /// The resource existed and has expired (410).
+    #[error("gone")]
+    Gone(&'static str),
+    /// An import file's header is wrong (422, before any job exists).
+    #[error("import file refused")]
+    ImportRefused(FieldErrors),
     /// No credentials were presented.
     #[error("authentication required")]
     Unauthenticated,
@@ -173,6 +179,15 @@ impl ApiError {
             .detail(format!("send the body as {expected}")),
             ApiError::PayloadTooLarge => Problem::for_status(S::PAYLOAD_TOO_LARGE),
             ApiError::NotFound => Problem::for_status(S::NOT_FOUND),
+            ApiError::Gone(detail) => {
+                Problem::new(S::GONE, "/problems/gone", "No longer available").detail(*detail)
+            }
+            ApiError::ImportRefused(errors) => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "/problems/import-rejected",
+                "The import file was refused",
+            )
+            .errors(errors),
             ApiError::Unauthenticated => Problem::new(
                 S::UNAUTHORIZED,
                 "/problems/unauthorized",
@@ -230,6 +245,16 @@ impl ApiError {
                 Problem::new(S::CONFLICT, "/problems/stock-limit", "Stock limit reached")
                     .detail("the adjustment would take the stock above 2147483647; nothing changed")
             }
+            ApiError::Conflict(Conflict::JobFinished) => {
+                Problem::new(S::CONFLICT, "/problems/job-finished", "The job has finished")
+                    .detail("a finished job cannot be cancelled")
+            }
+            ApiError::Conflict(Conflict::JobNotFinished) => Problem::new(
+                S::CONFLICT,
+                "/problems/job-not-finished",
+                "The job has not finished",
+            )
+            .detail("the file is served once the export has succeeded"),
             ApiError::IdempotencyKeyInUse => Problem::new(
                 S::CONFLICT,
                 "/problems/idempotency-key-in-use",

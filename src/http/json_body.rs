@@ -149,7 +149,12 @@ impl Fields {
     /// Ends the reading: any field left is unknown, or read-only when listed as such.
     /// Past the listed errors the rest are only counted, so 100,000 unknown fields cost a
     /// count, not 100,000 messages.
-    pub fn finish(mut self, read_only: &[&str]) -> Result<(), ApiError> {
+    pub fn finish(self, read_only: &[&str]) -> Result<(), ApiError> {
+        self.finish_errors(read_only).map_err(ApiError::Validation)
+    }
+
+    /// [`Fields::finish`], the errors as they are (an import row reports them with its line).
+    pub fn finish_errors(mut self, read_only: &[&str]) -> Result<(), FieldErrors> {
         if self.body.overflowed() {
             self.errors.push(FieldError::new(
                 "body",
@@ -174,7 +179,7 @@ impl Fields {
         if self.errors.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::Validation(self.errors))
+            Err(self.errors)
         }
     }
 }

@@ -41,15 +41,36 @@ pub fn bounded(field: &str, text: &str, min: u64, max: u64) -> Result<u64, Field
 
 /// Parses a query string that may only hold `page` and `per_page`, each at most once.
 pub fn parse_offset_query(query: Option<&str>) -> Result<OffsetPage, ApiError> {
+    parse_offset_query_with(query, &[]).map(|(page, _)| page)
+}
+
+/// [`parse_offset_query`] for a listing with filters: the parameters named in `filters` (each
+/// at most once) come back as given, for the handler to check.
+pub fn parse_offset_query_with(
+    query: Option<&str>,
+    filters: &[&str],
+) -> Result<(OffsetPage, Vec<(String, String)>), ApiError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.unwrap_or("")).map_err(|_| ApiError::MalformedQuery)?;
     let mut errors = FieldErrors::default();
     let mut page = None;
     let mut per_page = None;
+    let mut given: Vec<(String, String)> = Vec::new();
     for (key, value) in &pairs {
         let slot = match key.as_str() {
             "page" => &mut page,
             "per_page" => &mut per_page,
+            name if filters.contains(&name) => {
+                if given.iter().any(|(k, _)| k == name) {
+                    errors.push(FieldError::new(
+                        key.clone(),
+                        Invalid::new("repeated", "may be given only once"),
+                    ));
+                } else {
+                    given.push((key.clone(), value.clone()));
+                }
+                continue;
+            }
             _ => {
                 errors.push_with(|| {
                     FieldError::new(
@@ -80,10 +101,13 @@ pub fn parse_offset_query(query: Option<&str>) -> Result<OffsetPage, ApiError> {
     if !errors.is_empty() {
         return Err(ApiError::InvalidQuery(errors));
     }
-    Ok(OffsetPage {
-        page: page.unwrap_or(1),
-        per_page: per_page.unwrap_or(DEFAULT_PER_PAGE),
-    })
+    Ok((
+        OffsetPage {
+            page: page.unwrap_or(1),
+            per_page: per_page.unwrap_or(DEFAULT_PER_PAGE),
+        },
+        given,
+    ))
 }
 
 /// Sets an answer's `Link` header.
@@ -153,12 +177,20 @@ impl<T> PageBody<T> {
     where
         T: Serialize,
     {
+        self.answer_with(path, &[])
+    }
+
+    /// [`PageBody::answer`] for a filtered listing: the `Link`s keep `filters`.
+    pub fn answer_with(self, path: &str, filters: &[(&'static str, String)]) -> axum::response::Response
+    where
+        T: Serialize,
+    {
         use axum::response::IntoResponse;
         let at = OffsetPage {
             page: self.page,
             per_page: self.per_page,
         };
-        let links = offset_links(path, &[], at, self.total_pages);
+        let links = offset_links(path, filters, at, self.total_pages);
         with_links(axum::Json(self).into_response(), &links)
     }
 

@@ -27,6 +27,10 @@ pub enum StoreError {
     /// The answer to keep for an idempotency key could not be rendered; nothing was written.
     #[error("cannot render the answer to keep: {0}")]
     Render(#[source] serde_json::Error),
+    /// A running job's lease is held by another worker now (or the job ended): nothing was
+    /// written.
+    #[error("the job's lease was lost")]
+    LeaseLost,
     /// A stored row breaks a domain rule: the data was changed behind our back.
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -45,6 +49,10 @@ pub enum Conflict {
     InsufficientStock,
     /// A stock adjustment would take the stock above its maximum.
     StockLimit,
+    /// The job has finished: it cannot be cancelled.
+    JobFinished,
+    /// The job has not finished (an export's file is asked for too early).
+    JobNotFinished,
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -57,6 +57,13 @@ pub(crate) struct ProductRow {
     updated_at: Timestamp,
 }
 
+impl ProductRow {
+    /// The product's id.
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+}
+
 impl TryFrom<ProductRow> for Product {
     type Error = StoreError;
 
@@ -97,13 +104,13 @@ fn map_write_error(error: sqlx::Error) -> StoreError {
     }
 }
 
-const INSERT_PRODUCT: &str = concat!(
+pub(crate) const INSERT_PRODUCT: &str = concat!(
     "INSERT INTO products (sku, name, description, price_cents, stock, version, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, 1, $6, $6) RETURNING ",
     product_columns!()
 );
 const SELECT_PRODUCT: &str = concat!("SELECT ", product_columns!(), " FROM products WHERE id = $1");
-const UPDATE_PRODUCT: &str = concat!(
+pub(crate) const UPDATE_PRODUCT: &str = concat!(
     "UPDATE products SET sku = $1, name = $2, description = $3, price_cents = $4, stock = $5, \
      version = version + 1, updated_at = $6 WHERE id = $7 RETURNING ",
     product_columns!()

@@ -35,13 +35,19 @@ fn stock(raw: &serde_json::value::RawValue) -> Result<Stock, Invalid> {
 
 /// A POST or PUT body: every required field present, nothing unknown.
 pub fn parse_draft(body: JsonObject) -> Result<ProductDraft, ApiError> {
+    draft_fields(body).map_err(ApiError::Validation)
+}
+
+/// [`parse_draft`] with the field errors as they are: the one parser of a product's fields,
+/// for request bodies and import rows alike.
+pub fn draft_fields(body: JsonObject) -> Result<ProductDraft, FieldErrors> {
     let mut fields = Fields::new(body);
     let name = fields.required("name", name);
     let description = fields.nullable("description", description);
     let sku = fields.nullable("sku", sku);
     let price = fields.required("price", price);
     let stock = fields.required("stock", stock);
-    fields.finish(READ_ONLY)?;
+    fields.finish_errors(READ_ONLY)?;
     match (name, price, stock) {
         (Some(name), Some(price), Some(stock)) => Ok(ProductDraft {
             name,
@@ -51,7 +57,7 @@ pub fn parse_draft(body: JsonObject) -> Result<ProductDraft, ApiError> {
             stock,
         }),
         // finish() has already reported whatever made one of them missing.
-        _ => Err(ApiError::Validation(FieldErrors::default())),
+        _ => Err(FieldErrors::default()),
     }
 }
 

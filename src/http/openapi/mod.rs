@@ -86,6 +86,7 @@ fn problem_description(status: u16) -> &'static str {
         403 => "Authenticated but not allowed",
         404 => "No such resource",
         409 => "Conflict with the current state; nothing changed",
+        410 => "Expired: no longer served",
         412 => "If-Match does not match the current ETag; nothing changed",
         413 => "Body over the limit",
         415 => "Wrong content type",

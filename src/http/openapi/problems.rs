@@ -19,6 +19,10 @@ pub const KNOWN: &[(&str, u16, &str)] = &[
     ("/problems/not-found", 404, "Resource not found"),
     ("/problems/method-not-allowed", 405, "Method not allowed"),
     ("/problems/timeout", 408, "The request took too long"),
+    ("/problems/job-finished", 409, "The job has finished"),
+    ("/problems/job-not-finished", 409, "The job has not finished"),
+    ("/problems/gone", 410, "No longer available"),
+    ("/problems/import-rejected", 422, "The import file was refused"),
     (
         "/problems/duplicate-sku",
         409,
@@ -204,6 +208,18 @@ pub fn examples(status: u16, op: &Operation) -> Vec<Value> {
                     None,
                     json!([{"field": "email", "code": "taken", "message": "already registered"}]),
                 );
+            } else if op.path.ends_with("/cancel") {
+                add(
+                    "/problems/job-finished",
+                    Some("a finished job cannot be cancelled"),
+                    json!([]),
+                );
+            } else if op.path.ends_with("/file") {
+                add(
+                    "/problems/job-not-finished",
+                    Some("the file is served once the export has succeeded"),
+                    json!([]),
+                );
             } else if op.path.starts_with("/api/v1/users") {
                 add(
                     "/problems/last-admin",
@@ -219,6 +235,7 @@ pub fn examples(status: u16, op: &Operation) -> Vec<Value> {
                 );
             }
         }
+        410 => add("/problems/gone", Some("the export's file has expired"), json!([])),
         412 => add(
             "/problems/precondition-failed",
             Some("If-Match does not match the current ETag; fetch the resource again"),
@@ -242,7 +259,15 @@ pub fn examples(status: u16, op: &Operation) -> Vec<Value> {
             } else {
                 json!({"field": "password", "code": "required", "message": "is required"})
             };
-            add("/problems/validation", Some("1 field is invalid"), json!([error]));
+            if op.path == "/api/v1/imports" {
+                add(
+                    "/problems/import-rejected",
+                    Some("1 field is invalid"),
+                    json!([{"field": "colour", "code": "unknown_column", "message": "unknown column `colour`"}]),
+                );
+            } else {
+                add("/problems/validation", Some("1 field is invalid"), json!([error]));
+            }
             if op.keyed {
                 add(
                     "/problems/idempotency-key-reused",

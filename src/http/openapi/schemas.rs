@@ -160,3 +160,24 @@ pub enum RoleName {
     #[default]
     Customer,
 }
+
+/// An export: its format and the listing's filters, all optional.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"format": "csv", "q": "shirt", "min_price": "5.00", "in_stock": true}))]
+pub struct ExportRequest {
+    /// `csv` (default) or `jsonl`.
+    #[schema(pattern = "^(csv|jsonl)$")]
+    format: Option<String>,
+    /// Full-text search words, as in the listing.
+    #[schema(max_length = 200)]
+    q: Option<String>,
+    /// Lowest price, inclusive.
+    #[schema(schema_with = price_input)]
+    min_price: Option<String>,
+    /// Highest price, inclusive.
+    #[schema(schema_with = price_input)]
+    max_price: Option<String>,
+    /// Only products with (true) or without (false) stock.
+    in_stock: Option<bool>,
+}

@@ -4,7 +4,9 @@
 
 pub mod accounts;
 pub mod health;
+pub mod imports;
 pub mod inventory;
+pub mod jobs;
 pub mod products;
 pub mod users;
 
@@ -42,6 +44,12 @@ pub(crate) fn table(
         .routes(routes!(accounts::me))
         .routes(routes!(users::list_users))
         .routes(routes!(users::update_user))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::cancel_job))
+        .routes(routes!(jobs::download_job_file))
+        .routes(routes!(imports::create_import))
+        .routes(routes!(imports::create_export))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
 }

@@ -44,12 +44,14 @@ macro_rules! bind_all {
 
 mod count;
 mod cursors;
+mod export;
 mod relevance;
 mod shapes;
 mod sql;
 
 use count::*;
 use cursors::*;
+pub use export::{ExportBind, export_where};
 use relevance::*;
 use shapes::*;
 use sql::*;

@@ -1,0 +1,208 @@
+//! Import batches and export snapshots: the bulk paths into and out of `products`.
+//!
+//! An import batch is one write transaction: it looks up the batch's skus (locked), writes
+//! what each row plans, writes a ledger row for every stock change (its reason names the job),
+//! and records the job's progress and checkpoint, fenced by its lease. So a batch and the
+//! progress that says it was done commit together or not at all, and a resumed run starts
+//! exactly after the last committed batch.
+
+use std::collections::HashMap;
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use tracing::instrument;
+
+use super::idempotency::write_transaction;
+use super::inventory::insert_ledger;
+use super::jobs::{Lease, Progress, record_progress};
+use super::listing::export_where;
+use super::products::{ProductRow, product_columns};
+use super::{Store, StoreError, Timestamp, on_db};
+use crate::domain::import::{ImportMode, ImportRow, Plan, plan};
+use crate::domain::listing::Filters;
+use crate::domain::product::{Description, Product, ProductDraft, Sku};
+
+/// The products whose sku (ignoring case) is one of `skus`, by lower-cased sku.
+macro_rules! lookup_skus {
+    ($executor:expr, $dialect:expr, $skus:expr) => {
+        async {
+            let mut found: HashMap<String, Product> = HashMap::new();
+            if $skus.is_empty() {
+                return Ok::<_, StoreError>(found);
+            }
+            let placeholders = (1..=$skus.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT {} FROM products WHERE lower(sku) IN ({placeholders}){}",
+                product_columns!(),
+                $dialect.pick("", " FOR UPDATE")
+            );
+            let mut query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql));
+            for sku in $skus {
+                query = query.bind(sku.as_str());
+            }
+            for row in query.fetch_all($executor).await? {
+                let product = Product::try_from(row)?;
+                if let Some(sku) = &product.draft.sku {
+                    found.insert(sku.as_str().to_ascii_lowercase(), product);
+                }
+            }
+            Ok(found)
+        }
+    };
+}
+
+fn lower_skus(rows: &[ImportRow]) -> Vec<String> {
+    let mut skus: Vec<String> = rows
+        .iter()
+        .filter_map(|row| row.draft.sku.as_ref())
+        .map(|sku| sku.as_str().to_ascii_lowercase())
+        .collect();
+    skus.sort();
+    skus.dedup();
+    skus
+}
+
+/// Inserts a product and its first ledger row inside `$tx`; evaluates to the product.
+macro_rules! insert_product {
+    ($tx:expr, $draft:expr, $reason:expr, $now:expr) => {{
+        let draft: &ProductDraft = $draft;
+        let row: ProductRow = sqlx::query_as(super::products::INSERT_PRODUCT)
+            .bind(draft.sku.as_ref().map(Sku::as_str))
+            .bind(draft.name.as_str())
+            .bind(draft.description.as_ref().map(Description::as_str))
+            .bind(draft.price.cents())
+            .bind(draft.stock.units())
+            .bind($now)
+            .fetch_one(&mut *$tx)
+            .await?;
+        let product = Product::try_from(row)?;
+        insert_ledger!($tx, product: product.id, delta: draft.stock.units(), stock_after: draft.stock.units(),
+            reason: $reason, actor: None::<i64>, at: $now)
+        .await?;
+        product
+    }};
+}
+
+/// Writes a product's changed fields (version + 1) and, when its stock changed, a ledger row,
+/// inside `$tx`; evaluates to the product.
+macro_rules! update_product {
+    ($tx:expr, $current:expr, $draft:expr, $reason:expr, $now:expr) => {{
+        let (current, draft): (&Product, &ProductDraft) = ($current, $draft);
+        let row: ProductRow = sqlx::query_as(super::products::UPDATE_PRODUCT)
+            .bind(draft.sku.as_ref().map(Sku::as_str))
+            .bind(draft.name.as_str())
+            .bind(draft.description.as_ref().map(Description::as_str))
+            .bind(draft.price.cents())
+            .bind(draft.stock.units())
+            .bind($now)
+            .bind(current.id)
+            .fetch_one(&mut *$tx)
+            .await?;
+        let delta = draft.stock.units() - current.draft.stock.units();
+        if delta != 0 {
+            insert_ledger!($tx, product: current.id, delta: delta, stock_after: draft.stock.units(),
+                reason: $reason, actor: None::<i64>, at: $now)
+            .await?;
+        }
+        Product::try_from(row)?
+    }};
+}
+
+impl Store {
+    /// The current products for the rows' skus (ignoring case), without locking: what a dry run
+    /// or a validation pass compares with.
+    pub async fn products_by_sku(&self, rows: &[ImportRow]) -> Result<HashMap<String, Product>, StoreError> {
+        let skus = lower_skus(rows);
+        on_db!(self, |reader, _writer, dialect| {
+            let _ = dialect;
+            lookup_skus!(reader, crate::store::Dialect::Sqlite, &skus).await
+        })
+    }
+
+    /// Writes one batch of valid rows for import job `lease.job_id` in one transaction, with the
+    /// progress and checkpoint `finish` makes of the rows' plans. The plans, and whether a cancel
+    /// was asked for.
+    #[instrument(name = "db.import_batch", skip_all, fields(job_id = lease.job_id, rows = rows.len()), err(level = "debug"))]
+    pub async fn import_batch(
+        &self,
+        lease: &Lease,
+        mode: ImportMode,
+        rows: &[ImportRow],
+        finish: impl FnOnce(&[Plan]) -> (Progress, Value),
+    ) -> Result<(Vec<Plan>, bool), StoreError> {
+        let now = Timestamp::now();
+        let reason = format!("import job {}", lease.job_id);
+        let skus = lower_skus(rows);
+        write_transaction!(self, |tx, dialect| {
+            let mut existing = lookup_skus!(&mut *tx, dialect, &skus).await?;
+            let mut plans = Vec::with_capacity(rows.len());
+            for row in rows {
+                let key = row.draft.sku.as_ref().map(|s| s.as_str().to_ascii_lowercase());
+                let current = key.as_ref().and_then(|k| existing.get(k));
+                let planned = plan(mode, &row.draft, current.map(|p| &p.draft));
+                let written = match (planned, current) {
+                    (Plan::Create, _) => Some(insert_product!(tx, &row.draft, reason.as_str(), now)),
+                    (Plan::Update, Some(current)) => {
+                        Some(update_product!(tx, current, &row.draft, reason.as_str(), now))
+                    }
+                    _ => None,
+                };
+                if let (Some(product), Some(key)) = (written, key) {
+                    existing.insert(key, product);
+                }
+                plans.push(planned);
+            }
+            let (progress, checkpoint) = finish(&plans);
+            let cancel = record_progress!(tx, lease, progress, Some(&checkpoint)).await?;
+            Ok((plans, cancel))
+        })
+    }
+
+    /// Reads the products `filters` select from one snapshot (a single read transaction,
+    /// REPEATABLE READ on PostgreSQL), in keyset pages of `page` by id, handing each page to
+    /// `sink`. Memory stays at one page whatever the catalogue's size.
+    #[instrument(name = "db.export_snapshot", skip_all, err(level = "debug"))]
+    pub async fn export_snapshot<'s>(
+        &self,
+        filters: &Filters,
+        page: i64,
+        mut sink: impl FnMut(Vec<Product>) -> BoxFuture<'s, Result<(), StoreError>>,
+    ) -> Result<u64, StoreError> {
+        on_db!(self, |reader, _writer, dialect| {
+            let mut tx = reader.begin().await?;
+            if dialect == crate::store::Dialect::Postgres {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let mut after = 0i64;
+            let mut total = 0u64;
+            loop {
+                let (sql, binds) = export_where(dialect, filters, after, page);
+                let mut query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql));
+                for bind in binds {
+                    query = match bind {
+                        super::listing::ExportBind::Int(v) => query.bind(v),
+                        super::listing::ExportBind::Text(v) => query.bind(v),
+                    };
+                }
+                let rows = query.fetch_all(&mut *tx).await?;
+                let Some(last) = rows.last().map(ProductRow::id) else {
+                    break;
+                };
+                after = last;
+                total += rows.len() as u64;
+                let products = rows
+                    .into_iter()
+                    .map(Product::try_from)
+                    .collect::<Result<Vec<_>, _>>()?;
+                sink(products).await?;
+            }
+            tx.commit().await?;
+            Ok(total)
+        })
+    }
+}
