@@ -49,6 +49,9 @@ ALLOWED = {
     "tienda_stock_adjustment_units_total",
     "tienda_dependency_up",
     "tienda_build_info",
+    "tienda_cache_requests_total",
+    "tienda_cache_invalidations_total",
+    "tienda_cache_entries",
 }
 for hist in ("tienda_http_request_duration_seconds", "tienda_db_pool_acquire_duration_seconds"):
     ALLOWED.update(hist + suffix for suffix in ("_bucket", "_sum", "_count"))

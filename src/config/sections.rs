@@ -7,6 +7,7 @@ use super::vars::{Vars, cores};
 use super::{AuthSettings, ConfigError, Environment, HttpLimits, ObservabilitySettings, Secret, invalid};
 use crate::auth::client_ip::TrustedProxies;
 use crate::auth::throttle::ThrottleSettings;
+use crate::cache::{CacheMode, CacheSettings};
 use crate::domain::user::{Email, Password};
 use crate::logs::LogFormat;
 use crate::store::{ConnectOptions, PoolSettings};
@@ -174,5 +175,38 @@ pub(super) fn observability(vars: &Vars) -> Result<ObservabilitySettings, Config
         business_metrics_every: vars.secs("TIENDA_BUSINESS_METRICS_SECS", 60, 1, 86_400)?,
         otlp: vars.get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
             || vars.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some(),
+    })
+}
+
+/// `TIENDA_CACHE` (`auto`: local on SQLite, where one process owns the file; on PostgreSQL redis
+/// when `REDIS_URL` is set, else off, as instances without a shared channel would serve each
+/// other's stale answers), its time to live and its size.
+pub(super) fn cache(
+    vars: &Vars,
+    database: &ConnectOptions,
+    redis: bool,
+) -> Result<CacheSettings, ConfigError> {
+    const KEY: &str = "TIENDA_CACHE";
+    let mode = match vars.get(KEY).as_deref() {
+        None | Some("auto") => match (database, redis) {
+            (ConnectOptions::Sqlite(_), _) => CacheMode::Local,
+            (ConnectOptions::Postgres(_), true) => CacheMode::Redis,
+            (ConnectOptions::Postgres(_), false) => CacheMode::Off,
+        },
+        Some("off") => CacheMode::Off,
+        Some("local") => CacheMode::Local,
+        Some("redis") if redis => CacheMode::Redis,
+        Some("redis") => return Err(invalid(KEY, "redis needs REDIS_URL")),
+        Some(other) => {
+            return Err(invalid(
+                KEY,
+                format!("`{other}` is not auto, off, local or redis"),
+            ));
+        }
+    };
+    Ok(CacheSettings {
+        mode,
+        ttl: vars.secs("TIENDA_CACHE_TTL_SECS", 60, 1, 86_400)?,
+        max_bytes: vars.number("TIENDA_CACHE_MAX_MB", 64, 1, 1 << 20)? << 20,
     })
 }

@@ -74,7 +74,8 @@ pub struct Live {
 pub struct Ready {
     #[schema(example = "ready")]
     status: String,
-    /// `up` per configured dependency (`database`, `redis`).
+    /// `up` or `down` per configured dependency (`database`, `redis`, and `cache`: the cache's
+    /// Redis invalidation channel).
     #[schema(value_type = Object, example = json!({"database": "up"}))]
     checks: Value,
 }
