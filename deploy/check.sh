@@ -55,6 +55,9 @@ ALLOWED = {
     "tienda_jobs_failed_total",
     "tienda_jobs_cancelled_total",
     "tienda_import_rows_total",
+    "tienda_cache_requests_total",
+    "tienda_cache_invalidations_total",
+    "tienda_cache_entries",
 }
 for hist in ("tienda_http_request_duration_seconds", "tienda_db_pool_acquire_duration_seconds", "tienda_job_duration_seconds"):
     ALLOWED.update(hist + suffix for suffix in ("_bucket", "_sum", "_count"))

@@ -46,6 +46,12 @@ pub const ADJUSTMENTS: &str = "tienda_stock_adjustments_total";
 pub const ADJUSTMENT_UNITS: &str = "tienda_stock_adjustment_units_total";
 /// 1 when a dependency (database, Redis) answered its last probe, else 0.
 pub const DEPENDENCY_UP: &str = "tienda_dependency_up";
+/// Reads of cached routes, by cache (product, listing) and result (hit, miss, bypass).
+pub const CACHE_REQUESTS: &str = "tienda_cache_requests_total";
+/// Cache invalidations applied, by source (local: this instance's writes; remote: over Redis).
+pub const CACHE_INVALIDATIONS: &str = "tienda_cache_invalidations_total";
+/// Entries held in the response cache, by cache.
+pub const CACHE_ENTRIES: &str = "tienda_cache_entries";
 /// Always 1; the labels carry the version.
 pub const BUILD_INFO: &str = "tienda_build_info";
 // The standard process family (the names every Prometheus client library exports).
@@ -128,6 +134,15 @@ fn describe() {
         "1 when the last probe of a dependency (database, redis) succeeded, else 0."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version label says which build runs.");
+    describe_counter!(
+        CACHE_REQUESTS,
+        "Reads of cached routes by cache (product, listing) and result (hit, miss, bypass)."
+    );
+    describe_counter!(
+        CACHE_INVALIDATIONS,
+        "Response cache invalidations applied, by source (local write, remote instance)."
+    );
+    describe_gauge!(CACHE_ENTRIES, "Entries in the response cache, by cache.");
     describe_counter!(
         PROCESS_CPU,
         Unit::Seconds,
@@ -314,6 +329,54 @@ pub fn stock_adjusted(delta: i64) {
     let direction = if delta > 0 { "in" } else { "out" };
     counter!(ADJUSTMENTS, "direction" => direction).increment(1);
     counter!(ADJUSTMENT_UNITS, "direction" => direction).increment(delta.unsigned_abs());
+}
+
+/// The cache names and results, in the order of [`cache_request`]'s handles.
+const CACHES: [&str; 2] = ["product", "listing"];
+const CACHE_RESULTS: [&str; 3] = ["hit", "miss", "bypass"];
+
+/// Counts one read of a cached route (handles kept: this is on every cached read).
+pub fn cache_request(cache: &'static str, result: &'static str) {
+    static HANDLES: OnceLock<Vec<metrics::Counter>> = OnceLock::new();
+    let handles = HANDLES.get_or_init(|| {
+        CACHES
+            .iter()
+            .flat_map(|c| {
+                CACHE_RESULTS
+                    .iter()
+                    .map(move |r| counter!(CACHE_REQUESTS, "cache" => *c, "result" => *r))
+            })
+            .collect()
+    });
+    let at = |names: &[&str], name: &str| names.iter().position(|n| *n == name);
+    match (at(&CACHES, cache), at(&CACHE_RESULTS, result)) {
+        (Some(c), Some(r)) => handles[c * CACHE_RESULTS.len() + r].increment(1),
+        _ => counter!(CACHE_REQUESTS, "cache" => cache, "result" => result).increment(1),
+    }
+}
+
+/// Counts one invalidation applied, by source (`local`, `remote`).
+pub fn cache_invalidation(source: &'static str) {
+    counter!(CACHE_INVALIDATIONS, "source" => source).increment(1);
+}
+
+/// The number of entries a cache holds.
+pub fn cache_entries(cache: &'static str, entries: u64) {
+    gauge!(CACHE_ENTRIES, "cache" => cache).set(entries as f64);
+}
+
+/// Starts the cache's series at zero, so the dashboard and the alert see them before the first
+/// read or write (called only when the cache is on).
+pub fn cache_zero() {
+    for cache in CACHES {
+        for result in CACHE_RESULTS {
+            counter!(CACHE_REQUESTS, "cache" => cache, "result" => result).increment(0);
+        }
+        gauge!(CACHE_ENTRIES, "cache" => cache).increment(0.0);
+    }
+    for source in ["local", "remote"] {
+        counter!(CACHE_INVALIDATIONS, "source" => source).increment(0);
+    }
 }
 
 /// Records whether a dependency answered its probe.

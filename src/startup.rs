@@ -13,6 +13,7 @@ use redis::aio::ConnectionManager;
 use crate::auth::password::Passwords;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::AccessTokens;
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::domain::cursor::CursorCodec;
 use crate::http::server::{ConnectionLimits, serve};
@@ -120,6 +121,12 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let store = open_store(&config).await?;
         let redis = connect_redis(&config).await?;
+        let cache = Cache::new(&config.cache, config.redis_url.as_deref()).map_err(StartupError::Redis)?;
+        // Every product write the store commits empties what it changed from the cache.
+        let store = match cache.is_on() {
+            true => store.with_listener(Arc::new(cache.clone())),
+            false => store,
+        };
         let auth = auth_service(&config, &store, redis.as_ref()).await?;
         if let Some((email, password)) = &config.auth.bootstrap_admin {
             let created = auth
@@ -162,6 +169,7 @@ impl Application {
                 cursors: CursorCodec::from_secret(config.secret.expose()),
                 searches: Gate::new(config.http.search_concurrency, SEARCH_WAIT),
                 auth,
+                cache,
                 redis,
                 store,
                 draining: Arc::new(AtomicBool::new(false)),
@@ -204,6 +212,7 @@ impl Application {
             worker_settings(&jobs),
             workers_stop,
         );
+        background.extend(state.cache.background());
         background.extend(crate::metrics::spawn_samplers(
             store.clone(),
             state.redis.clone(),

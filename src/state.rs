@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 
 use redis::aio::ConnectionManager;
 
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::domain::cursor::CursorCodec;
 use crate::limits::Gate;
@@ -42,6 +43,8 @@ pub struct Shared {
     pub searches: Gate,
     /// Accounts and sessions.
     pub auth: AuthService,
+    /// The response cache (`Cache::off()` when `TIENDA_CACHE` resolves to off).
+    pub cache: Cache,
     /// The shared Redis, when `REDIS_URL` is set.
     pub redis: Option<ConnectionManager>,
     /// Set on a shutdown signal: readiness answers 503 while the listener still accepts, for

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::auth::client_ip::TrustedProxies;
 use crate::auth::throttle::ThrottleSettings;
+use crate::cache::CacheSettings;
 use crate::domain::user::{Email, Password};
 use crate::logs::LogFormat;
 use crate::store::{ConnectOptions, PoolSettings};
@@ -57,6 +58,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Metrics and trace export.
     pub observability: ObservabilitySettings,
+    /// `TIENDA_CACHE`, `TIENDA_CACHE_TTL_SECS`, `TIENDA_CACHE_MAX_MB`: the response cache.
+    pub cache: CacheSettings,
     /// Background jobs, imports and exports.
     pub jobs: JobSettings,
 }
@@ -185,6 +188,8 @@ impl Config {
         let environment = sections::environment(&vars)?;
         let http = sections::http_limits(&vars)?;
         let (database, pool) = sections::database(&vars, http.request_timeout)?;
+        let redis_url = sections::redis_url(&vars)?;
+        let cache = sections::cache(&vars, &database, redis_url.is_some())?;
         Ok(Config {
             database,
             pool,
@@ -195,7 +200,8 @@ impl Config {
             log_format: sections::log_format(&vars)?,
             secret: sections::secret(&vars, environment)?,
             auth: sections::auth(&vars)?,
-            redis_url: sections::redis_url(&vars)?,
+            redis_url,
+            cache,
             observability: sections::observability(&vars)?,
             jobs: sections::jobs(&vars)?,
             http,

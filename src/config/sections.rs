@@ -9,6 +9,7 @@ use super::{
 };
 use crate::auth::client_ip::TrustedProxies;
 use crate::auth::throttle::ThrottleSettings;
+use crate::cache::{CacheMode, CacheSettings};
 use crate::domain::user::{Email, Password};
 use crate::logs::LogFormat;
 use crate::store::{ConnectOptions, PoolSettings};
@@ -186,5 +187,38 @@ pub(super) fn jobs(vars: &Vars) -> Result<JobSettings, ConfigError> {
         import_max_bytes: vars.number("TIENDA_IMPORT_MAX_MB", 512, 1, 1 << 20)? << 20,
         export_ttl: Duration::from_secs(vars.number("TIENDA_EXPORT_TTL_HOURS", 24, 1, 24 * 365)? * 3600),
         poll: Duration::from_millis(vars.number("TIENDA_JOB_POLL_MS", 500, 10, 60_000)?),
+    })
+}
+
+/// `TIENDA_CACHE` (`auto`: local on SQLite, where one process owns the file; on PostgreSQL redis
+/// when `REDIS_URL` is set, else off, as instances without a shared channel would serve each
+/// other's stale answers), its time to live and its size.
+pub(super) fn cache(
+    vars: &Vars,
+    database: &ConnectOptions,
+    redis: bool,
+) -> Result<CacheSettings, ConfigError> {
+    const KEY: &str = "TIENDA_CACHE";
+    let mode = match vars.get(KEY).as_deref() {
+        None | Some("auto") => match (database, redis) {
+            (ConnectOptions::Sqlite(_), _) => CacheMode::Local,
+            (ConnectOptions::Postgres(_), true) => CacheMode::Redis,
+            (ConnectOptions::Postgres(_), false) => CacheMode::Off,
+        },
+        Some("off") => CacheMode::Off,
+        Some("local") => CacheMode::Local,
+        Some("redis") if redis => CacheMode::Redis,
+        Some("redis") => return Err(invalid(KEY, "redis needs REDIS_URL")),
+        Some(other) => {
+            return Err(invalid(
+                KEY,
+                format!("`{other}` is not auto, off, local or redis"),
+            ));
+        }
+    };
+    Ok(CacheSettings {
+        mode,
+        ttl: vars.secs("TIENDA_CACHE_TTL_SECS", 60, 1, 86_400)?,
+        max_bytes: vars.number("TIENDA_CACHE_MAX_MB", 64, 1, 1 << 20)? << 20,
     })
 }

@@ -120,3 +120,43 @@ fn bad_values_name_their_variable() {
         assert_eq!(load(&pairs).unwrap_err().variable, variable);
     }
 }
+
+#[test]
+fn the_cache_is_local_on_sqlite_and_needs_redis_on_postgres() {
+    use crate::cache::CacheMode;
+    let pg = "postgres://localhost/tienda";
+    let redis = "redis://127.0.0.1:6379";
+    let config = load(&[]).unwrap();
+    assert_eq!(config.cache.mode, CacheMode::Local);
+    assert_eq!(config.cache.ttl, Duration::from_secs(60));
+    assert_eq!(config.cache.max_bytes, 64 << 20);
+    assert_eq!(load(&[("DATABASE_URL", pg)]).unwrap().cache.mode, CacheMode::Off);
+    let both = load(&[("DATABASE_URL", pg), ("REDIS_URL", redis)]).unwrap();
+    assert_eq!(both.cache.mode, CacheMode::Redis);
+    assert_eq!(
+        load(&[("TIENDA_CACHE", "off")]).unwrap().cache.mode,
+        CacheMode::Off
+    );
+    assert_eq!(
+        load(&[("DATABASE_URL", pg), ("TIENDA_CACHE", "local")])
+            .unwrap()
+            .cache
+            .mode,
+        CacheMode::Local
+    );
+    let refused = load(&[("TIENDA_CACHE", "redis")]).unwrap_err();
+    assert_eq!(refused.variable, "TIENDA_CACHE");
+    assert_eq!(
+        load(&[("TIENDA_CACHE", "memcached")]).unwrap_err().variable,
+        "TIENDA_CACHE"
+    );
+    let sized = load(&[("TIENDA_CACHE_TTL_SECS", "2"), ("TIENDA_CACHE_MAX_MB", "8")]).unwrap();
+    assert_eq!(
+        (sized.cache.ttl, sized.cache.max_bytes),
+        (Duration::from_secs(2), 8 << 20)
+    );
+    assert_eq!(
+        load(&[("TIENDA_CACHE_TTL_SECS", "0")]).unwrap_err().variable,
+        "TIENDA_CACHE_TTL_SECS"
+    );
+}

@@ -1,5 +1,6 @@
 //! The one place that knows axum: the router, its layers, extractors and error rendering.
 
+mod cached;
 mod caller;
 mod connection;
 pub(crate) mod dto;

@@ -136,7 +136,7 @@ impl Store {
         let now = Timestamp::now();
         let reason = format!("import job {}", lease.job_id);
         let skus = lower_skus(rows);
-        write_transaction!(self, |tx, dialect| {
+        let result = write_transaction!(self, |tx, dialect| {
             let mut existing = lookup_skus!(&mut *tx, dialect, &skus).await?;
             let mut plans = Vec::with_capacity(rows.len());
             for row in rows {
@@ -158,7 +158,18 @@ impl Store {
             let (progress, checkpoint) = finish(&plans);
             let cancel = record_progress!(tx, lease, progress, Some(&checkpoint)).await?;
             Ok((plans, cancel))
-        })
+        });
+        // A batch is a bulk write: the cache drops everything rather than tracking each row. An
+        // error that may hide a commit counts as a write too.
+        let wrote = match &result {
+            Ok((plans, _)) => plans.iter().any(|p| matches!(p, Plan::Create | Plan::Update)),
+            Err(StoreError::Unavailable(_) | StoreError::Database(_)) => true,
+            Err(_) => false,
+        };
+        if wrote {
+            self.products_changed(super::changes::ProductChange::All).await;
+        }
+        result
     }
 
     /// Reads the products `filters` select from one snapshot (a single read transaction,

@@ -76,7 +76,7 @@ impl Store {
         completion: Option<Completion<Adjustment>>,
     ) -> Result<Adjustment, StoreError> {
         let now = Timestamp::now();
-        write_transaction!(self, completion, |tx, dialect| {
+        let result = write_transaction!(self, completion, |tx, dialect| {
             let stock_after: Option<i64> = sqlx::query_scalar(
                 "UPDATE products SET stock = stock + $2, version = version + 1, updated_at = $3 \
                  WHERE id = $1 AND stock + $2 BETWEEN 0 AND 2147483647 RETURNING stock",
@@ -102,7 +102,9 @@ impl Store {
                 reason: reason.as_str(), actor: actor, at: now)
             .await?;
             Ok(Adjustment::from(row))
-        })
+        });
+        self.after_product_write(result, |_| vec![product_id], vec![product_id])
+            .await
     }
 
     /// A product's ledger, newest first, one offset page, with the number of rows. `NotFound`

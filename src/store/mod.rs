@@ -5,6 +5,7 @@
 //! are named [`Dialect`] methods. [`on_db!`] expands a block once per backend, so each query is
 //! written once and compiled against both drivers.
 
+pub mod changes;
 mod deadline;
 mod dialect;
 mod error;
@@ -142,6 +143,8 @@ pub struct Store {
     pub(crate) search_split_min_id: i64,
     /// The longest a listing statement may run (`PoolSettings::statement_timeout`).
     pub(crate) statement_timeout: Duration,
+    /// Hears of every committed product write (`changes.rs`).
+    pub(crate) listener: changes::Listener,
 }
 
 impl Store {
@@ -220,6 +223,7 @@ impl Store {
             search_parts,
             search_split_min_id: settings.search_split_min_id,
             statement_timeout: settings.statement_timeout,
+            listener: changes::Listener::default(),
         })
     }
 

@@ -144,7 +144,7 @@ impl Store {
         completion: Option<Completion<Product>>,
     ) -> Result<Product, StoreError> {
         let now = Timestamp::now();
-        write_transaction!(self, completion, |tx, dialect| {
+        let result = write_transaction!(self, completion, |tx, dialect| {
             let row: ProductRow = bind_draft!(sqlx::query_as(INSERT_PRODUCT), draft)
                 .bind(now)
                 .fetch_one(&mut *tx)
@@ -154,7 +154,8 @@ impl Store {
                 reason: REASON_INITIAL, actor: actor, at: now)
             .await?;
             Product::try_from(row)
-        })
+        });
+        self.after_product_write(result, |p| vec![p.id], Vec::new()).await
     }
 
     /// A product by id.
@@ -181,7 +182,7 @@ impl Store {
         change: impl FnOnce(&ProductDraft) -> ProductDraft,
     ) -> Result<Product, StoreError> {
         let now = Timestamp::now();
-        write_transaction!(self, |tx, dialect| {
+        let result = write_transaction!(self, |tx, dialect| {
             let current: Option<ProductRow> = sqlx::query_as(for_update!(
                 dialect,
                 concat!("SELECT ", product_columns!(), " FROM products WHERE id = $1")
@@ -207,13 +208,14 @@ impl Store {
                 .await?;
             }
             Product::try_from(row)
-        })
+        });
+        self.after_product_write(result, |p| vec![p.id], vec![id]).await
     }
 
     /// Deletes a product when `precondition` holds. Its ledger goes with it (ON DELETE CASCADE).
     #[instrument(name = "db.delete_product", skip_all, fields(product_id = id), err(level = "debug"))]
     pub async fn delete_product(&self, id: i64, precondition: &Precondition) -> Result<(), StoreError> {
-        write_transaction!(self, |tx, dialect| {
+        let result = write_transaction!(self, |tx, dialect| {
             let version: Option<i64> =
                 sqlx::query_scalar(for_update!(dialect, "SELECT version FROM products WHERE id = $1"))
                     .bind(id)
@@ -228,6 +230,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             Ok(())
-        })
+        });
+        self.after_product_write(result, |_| vec![id], vec![id]).await
     }
 }

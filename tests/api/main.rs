@@ -6,6 +6,8 @@
 #[macro_use]
 mod helpers;
 mod auth;
+mod cache;
+mod cache_redis;
 mod deadlines;
 mod environment;
 mod errors;

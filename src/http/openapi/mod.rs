@@ -74,7 +74,8 @@ pub struct Live {
 pub struct Ready {
     #[schema(example = "ready")]
     status: String,
-    /// `up` per configured dependency (`database`, `redis`).
+    /// `up` or `down` per configured dependency (`database`, `redis`, and `cache`: the cache's
+    /// Redis invalidation channel).
     #[schema(value_type = Object, example = json!({"database": "up"}))]
     checks: Value,
 }
@@ -257,6 +258,16 @@ fn build() -> Value {
                 if product && (status == "200" || status == "201" || status == "304") {
                     response["headers"]["ETag"] =
                         header("The product's version, e.g. `\"v3\"`", json!({"type": "string"}));
+                }
+                // The cached routes (see `crate::cache`): the product by id and the listing.
+                let cached =
+                    method == "get" && (path == "/api/v1/products/{id}" || path == "/api/v1/products");
+                if cached && (status == "200" || status == "304") {
+                    response["headers"]["Cache-Status"] = header(
+                        "RFC 9211, when the response cache is on: `tienda; hit`, `tienda; fwd=miss`, or \
+                         `tienda; fwd=bypass` while the cache cannot be trusted (its Redis channel is down)",
+                        json!({"type": "string"}),
+                    );
                 }
                 if status == "201" && path == "/api/v1/products" {
                     response["headers"]["Location"] =

@@ -23,8 +23,8 @@ pub async fn live() -> Json<Value> {
 
 /// Whether the instance can serve.
 ///
-/// 200 when the database answers within a second (status degraded when Redis does not: requests
-/// still succeed without it), else 503 naming what failed (a problem body with a checks member).
+/// 200 when the database answers within a second (status degraded when Redis does not, or the
+/// cache's invalidation channel is down: requests still succeed without them), else 503 naming what failed (a problem body with a checks member).
 /// 503 too while the instance drains before shutting down.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses((status = 200, description = "The database answers", body = crate::http::openapi::Ready)))]
@@ -35,7 +35,10 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
             checks: None,
         });
     }
-    let results = metrics::probe(&state.store, state.redis.as_ref(), Duration::from_secs(1)).await;
+    let mut results = metrics::probe(&state.store, state.redis.as_ref(), Duration::from_secs(1)).await;
+    if let Some(down) = state.cache.channel_down() {
+        results.push(("cache", !down));
+    }
     let checks: Map<String, Value> = results
         .iter()
         .map(|(name, up)| (name.to_string(), Value::from(if *up { "up" } else { "down" })))
@@ -45,9 +48,10 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
         .filter(|(_, up)| !up)
         .map(|(name, _)| *name)
         .collect();
-    // Redis only shares the throttle (and cache) between instances; without it each instance
-    // falls back to its own, so it degrades the service rather than stopping it.
-    if failed.iter().all(|name| *name == "redis") {
+    // Redis only shares the throttle and the cache's invalidations between instances; without
+    // it each instance falls back to its own throttle and bypasses its cache, so it degrades the
+    // service rather than stopping it.
+    if failed.iter().all(|name| matches!(*name, "redis" | "cache")) {
         let status = if failed.is_empty() { "ready" } else { "degraded" };
         return Ok(Json(json!({"status": status, "checks": checks})));
     }

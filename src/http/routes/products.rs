@@ -7,9 +7,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::instrument;
 
+use crate::cache::Answer;
 use crate::domain::etag::{self, Precondition};
 use crate::domain::listing::{ListQuery, Page};
 use crate::domain::product::Product;
+use crate::http::cached;
 use crate::http::caller::{ReadAccess, RequireStaff};
 use crate::http::dto::product::{ProductResponse, parse_draft, parse_patch};
 use crate::http::error::ApiError;
@@ -17,7 +19,7 @@ use crate::http::extract::{IfNoneMatch, ResourceId};
 use crate::http::idempotency::{IdempotencyContext, respond, stored_json};
 use crate::http::json_body::JsonObject;
 use crate::http::list_query;
-use crate::http::pagination::{OffsetPage, PageBody, link, offset_links, with_links};
+use crate::http::pagination::{OffsetPage, PageBody, link, offset_links};
 use crate::store::idempotency::StoredResponse;
 
 const PRODUCTS_PATH: &str = "/api/v1/products";
@@ -90,16 +92,15 @@ pub async fn get_product(
     id: ResourceId,
     IfNoneMatch(if_none_match): IfNoneMatch,
 ) -> Result<Response, ApiError> {
-    let product = state.store.get_product(id.0).await?;
-    let tag = etag::for_version(product.version);
-    if if_none_match.is_some_and(|header| etag::matches(&header, &tag, true)) {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(tag) = HeaderValue::from_str(&tag) {
-            response.headers_mut().insert(header::ETAG, tag);
-        }
-        return Ok(response);
-    }
-    Ok(product_response(StatusCode::OK, product))
+    let (answer, lookup) = state
+        .cache
+        .product(id.0, || async {
+            let product = state.store.get_product(id.0).await?;
+            let tag = etag::for_version(product.version);
+            cached::render(&ProductResponse::from(product), Some(&tag), None)
+        })
+        .await?;
+    Ok(cached::respond(&answer, lookup, if_none_match.as_deref()))
 }
 
 /// Replace a product.
@@ -215,22 +216,33 @@ pub async fn list_products(
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|_| ApiError::MalformedQuery)?;
     let query = list_query::parse(&pairs, &state.cursors)?;
+    // The parsed query is the key: parameter order, spelling and defaults are gone from it, and
+    // the answer depends on nothing else.
+    let (answer, lookup) = state
+        .cache
+        .listing(format!("{query:?}"), || render_listing(&state, &query))
+        .await?;
+    Ok(cached::respond(&answer, lookup, None))
+}
+
+/// A listing page from the database, rendered with its `Link`.
+async fn render_listing(state: &AppState, query: &ListQuery) -> Result<Answer, ApiError> {
     // A relevance search costs far more than a filtered page: only so many run at once, and one
     // that cannot start within a second is turned away (503) instead of piling up.
     let _search_slot = match &query.filters.q {
         Some(_) => Some(state.searches.enter().await?),
         None => None,
     };
-    let listed = state.store.list_products(&query).await?;
+    let listed = state.store.list_products(query).await?;
     let items: Vec<ProductResponse> = listed.items.into_iter().map(ProductResponse::from).collect();
     let explicit_sort = query.sort != ListQuery::effective_sort(&query.filters, None);
     let base = list_query::filter_query(&query.filters, query.sort, explicit_sort);
-    let (response, links) = match query.page {
+    match query.page {
         Page::Offset { page, per_page } => {
             let at = OffsetPage { page, per_page };
             let body = ProductPage::new(items, at, listed.total.unwrap_or_default());
             let links = offset_links(PRODUCTS_PATH, &base, at, body.total_pages());
-            (Json(body).into_response(), Some(links))
+            cached::render(&body, None, Some(&links))
         }
         Page::Keyset { limit, .. } => {
             let next_cursor = listed
@@ -243,14 +255,7 @@ pub async fn list_products(
                     "next",
                 )
             });
-            (
-                Json(ProductCursorPage { items, next_cursor }).into_response(),
-                links,
-            )
+            cached::render(&ProductCursorPage { items, next_cursor }, None, links.as_deref())
         }
-    };
-    Ok(match links {
-        Some(links) => with_links(response, &links),
-        None => response,
-    })
+    }
 }
