@@ -18,3 +18,4 @@ pub mod services;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod webhooks;

@@ -67,7 +67,8 @@ pub struct Application {
 pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     let store = Store::connect(&config.database, &config.pool)
         .await
-        .map_err(StartupError::Database)?;
+        .map_err(StartupError::Database)?
+        .with_event_shapes(crate::http::dto::event_shapes());
     store.migrate().await.map_err(StartupError::Migrate)?;
     Ok(store)
 }
@@ -198,6 +199,7 @@ impl Application {
             state.config.observability.low_stock_below,
             state.config.observability.business_metrics_every,
         ));
+        background.extend(spawn_webhook_deliveries(&state.config, &store));
         // Beside connections: the pool, the log, the listeners, Redis, a few files.
         let reserved = u64::from(state.config.pool.max_connections) + 64;
         let limits = ConnectionLimits::from(&state.config.http).within_descriptor_limit(reserved);
@@ -243,6 +245,26 @@ impl Application {
         store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The webhook delivery loop, unless `TIENDA_WORKERS=0` leaves deliveries to other processes.
+/// Aborted with the other background tasks: an attempt cut short is sent again after its lease.
+fn spawn_webhook_deliveries(config: &Config, store: &Store) -> Option<JoinHandle<()>> {
+    if crate::webhooks::embedded_workers(config) == 0 {
+        return None;
+    }
+    match crate::webhooks::client(&config.webhooks) {
+        Ok(client) => Some(tokio::spawn(crate::webhooks::run_due_deliveries(
+            store.clone(),
+            client,
+            config.webhooks.clone(),
+            std::future::pending(),
+        ))),
+        Err(error) => {
+            tracing::error!(%error, "cannot build the webhook client: no webhook is delivered");
+            None
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use crate::auth::throttle::ThrottleSettings;
 use crate::domain::user::{Email, Password};
 use crate::logs::LogFormat;
 use crate::store::{ConnectOptions, PoolSettings};
+use crate::webhooks::WebhookSettings;
 use vars::Vars;
 
 /// Where the data lives when `DATABASE_URL` is unset.
@@ -57,6 +58,10 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Metrics and trace export.
     pub observability: ObservabilitySettings,
+    /// `TIENDA_WORKERS` (default 1): background workers this process runs; 0 runs none.
+    pub workers: usize,
+    /// Webhook delivery.
+    pub webhooks: WebhookSettings,
 }
 
 /// Limits of the HTTP layer.
@@ -179,6 +184,8 @@ impl Config {
             auth: sections::auth(&vars)?,
             redis_url: sections::redis_url(&vars)?,
             observability: sections::observability(&vars)?,
+            workers: sections::workers(&vars)?,
+            webhooks: sections::webhooks(&vars, environment)?,
             http,
         })
     }

@@ -10,6 +10,7 @@ use crate::auth::throttle::ThrottleSettings;
 use crate::domain::user::{Email, Password};
 use crate::logs::LogFormat;
 use crate::store::{ConnectOptions, PoolSettings};
+use crate::webhooks::WebhookSettings;
 
 pub(super) fn environment(vars: &Vars) -> Result<Environment, ConfigError> {
     match vars.get("TIENDA_ENV").as_deref() {
@@ -174,5 +175,27 @@ pub(super) fn observability(vars: &Vars) -> Result<ObservabilitySettings, Config
         business_metrics_every: vars.secs("TIENDA_BUSINESS_METRICS_SECS", 60, 1, 86_400)?,
         otlp: vars.get("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
             || vars.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some(),
+    })
+}
+
+/// `TIENDA_WORKERS`: background workers in this process (default 1; 0 runs none).
+pub(super) fn workers(vars: &Vars) -> Result<usize, ConfigError> {
+    Ok(vars.number("TIENDA_WORKERS", 1, 0, 1024)? as usize)
+}
+
+/// Webhook delivery: targets, timeouts, the retry schedule (see `webhooks`).
+pub(super) fn webhooks(vars: &Vars, environment: Environment) -> Result<WebhookSettings, ConfigError> {
+    Ok(WebhookSettings {
+        allow_private: vars.flag("TIENDA_WEBHOOK_ALLOW_PRIVATE")?,
+        https_only: environment == Environment::Production,
+        attempt_timeout: vars.secs("TIENDA_WEBHOOK_TIMEOUT_SECS", 10, 1, 60)?,
+        retry_base: Duration::from_millis(vars.number(
+            "TIENDA_WEBHOOK_RETRY_BASE_MS",
+            30_000,
+            1,
+            3_600_000,
+        )?),
+        disable_after: vars.secs("TIENDA_WEBHOOK_DISABLE_AFTER_HOURS", 72, 1, 24 * 365)? * 3600,
+        concurrency: vars.number("TIENDA_WEBHOOK_CONCURRENCY", 64, 1, 4096)? as usize,
     })
 }

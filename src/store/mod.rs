@@ -11,10 +11,12 @@ mod error;
 pub mod idempotency;
 pub mod inventory;
 pub mod listing;
+pub mod outbox;
 pub mod products;
 pub mod refresh_tokens;
 mod timestamp;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -139,6 +141,8 @@ pub struct Store {
     pub(crate) search_split_min_id: i64,
     /// The longest a listing statement may run (`PoolSettings::statement_timeout`).
     pub(crate) statement_timeout: Duration,
+    /// How product and stock events are rendered into the outbox; `None`: no events.
+    pub(crate) event_shapes: Option<outbox::EventShapes>,
 }
 
 impl Store {
@@ -217,6 +221,7 @@ impl Store {
             search_parts,
             search_split_min_id: settings.search_split_min_id,
             statement_timeout: settings.statement_timeout,
+            event_shapes: None,
         })
     }
 

@@ -19,3 +19,4 @@ mod outage;
 mod process;
 mod products;
 mod validation;
+mod webhooks;

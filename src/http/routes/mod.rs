@@ -7,6 +7,7 @@ pub mod health;
 pub mod inventory;
 pub mod products;
 pub mod users;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -42,6 +43,15 @@ pub(crate) fn table(
         .routes(routes!(accounts::me))
         .routes(routes!(users::list_users))
         .routes(routes!(users::update_user))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::retry_delivery))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
 }
