@@ -119,6 +119,7 @@ pub async fn auth_service(
 impl Application {
     /// Connects, migrates, bootstraps the admin and binds the listeners.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        crate::install_tls_provider();
         let store = open_store(&config).await?;
         let redis = connect_redis(&config).await?;
         let auth = auth_service(&config, &store, redis.as_ref()).await?;

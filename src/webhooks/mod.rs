@@ -68,8 +68,7 @@ pub fn embedded_workers(config: &crate::config::Config) -> usize {
 /// The HTTP client of deliveries: no redirects followed, no proxy, the guarded resolver, the
 /// attempt timeout, https through rustls with the ring provider.
 pub fn client(settings: &WebhookSettings) -> Result<reqwest::Client, reqwest::Error> {
-    // Already installed (by an earlier call or an embedding program) is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_tls_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
