@@ -58,12 +58,17 @@ ALLOWED = {
     "tienda_cache_requests_total",
     "tienda_cache_invalidations_total",
     "tienda_cache_entries",
+    "tienda_webhook_deliveries_total",
+    "tienda_webhook_outbox_lag_seconds",
+    "tienda_webhook_endpoints_disabled_total",
 }
-for hist in ("tienda_http_request_duration_seconds", "tienda_db_pool_acquire_duration_seconds", "tienda_job_duration_seconds"):
+HISTOGRAMS = ("tienda_http_request_duration_seconds", "tienda_db_pool_acquire_duration_seconds",
+              "tienda_job_duration_seconds", "tienda_webhook_attempt_duration_seconds")
+for hist in HISTOGRAMS:
     ALLOWED.update(hist + suffix for suffix in ("_bucket", "_sum", "_count"))
 
 # Bare histogram names are fine in prose (comments, annotations), not in queries.
-PROSE = ALLOWED | {"tienda_http_request_duration_seconds", "tienda_db_pool_acquire_duration_seconds", "tienda_job_duration_seconds"}
+PROSE = ALLOWED | set(HISTOGRAMS)
 
 errors = []
 

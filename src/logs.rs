@@ -71,6 +71,7 @@ fn tracer_provider() -> Result<SdkTracerProvider, String> {
 pub fn init(format: LogFormat, otlp: bool) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let provider = if otlp {
+        crate::install_tls_provider();
         match tracer_provider() {
             Ok(provider) => Some(provider),
             Err(error) => {

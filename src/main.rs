@@ -7,6 +7,7 @@ use tienda::config::Config;
 use tienda::startup::{Application, open_store, run_worker, shutdown_signal};
 
 fn main() -> ExitCode {
+    tienda::install_tls_provider();
     let cli = Cli::parse();
     let config = match Config::from_env() {
         Ok(config) => config,

@@ -44,6 +44,14 @@ pub const LOW_STOCK: &str = "tienda_products_low_stock";
 pub const ADJUSTMENTS: &str = "tienda_stock_adjustments_total";
 /// Units moved by stock adjustments, by direction.
 pub const ADJUSTMENT_UNITS: &str = "tienda_stock_adjustment_units_total";
+/// Webhook delivery attempts, by outcome (`delivered`, `retry`, `dead`).
+pub const WEBHOOK_DELIVERIES: &str = "tienda_webhook_deliveries_total";
+/// How long one webhook attempt took, answer or not.
+pub const WEBHOOK_ATTEMPT_DURATION: &str = "tienda_webhook_attempt_duration_seconds";
+/// Age of the oldest event still waiting for its first attempt.
+pub const WEBHOOK_OUTBOX_LAG: &str = "tienda_webhook_outbox_lag_seconds";
+/// Webhook endpoints disabled automatically after failing for too long.
+pub const WEBHOOK_ENDPOINTS_DISABLED: &str = "tienda_webhook_endpoints_disabled_total";
 /// 1 when a dependency (database, Redis) answered its last probe, else 0.
 pub const DEPENDENCY_UP: &str = "tienda_dependency_up";
 /// Reads of cached routes, by cache (product, listing) and result (hit, miss, bypass).
@@ -132,6 +140,24 @@ fn describe() {
     describe_gauge!(
         DEPENDENCY_UP,
         "1 when the last probe of a dependency (database, redis) succeeded, else 0."
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook delivery attempts, by outcome: delivered (2xx), retry (failed, tried again later), dead (failed, no attempt left)."
+    );
+    describe_histogram!(
+        WEBHOOK_ATTEMPT_DURATION,
+        Unit::Seconds,
+        "Duration of one webhook delivery attempt, until the receiver's status or the failure."
+    );
+    describe_gauge!(
+        WEBHOOK_OUTBOX_LAG,
+        Unit::Seconds,
+        "Age of the oldest webhook event not yet attempted (0 when none waits), sampled once a second by the delivery loop."
+    );
+    describe_counter!(
+        WEBHOOK_ENDPOINTS_DISABLED,
+        "Webhook endpoints disabled automatically after their attempts failed for too long."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version label says which build runs.");
     describe_counter!(
@@ -379,6 +405,22 @@ pub fn cache_zero() {
     }
 }
 
+/// Counts one webhook attempt by its outcome and records how long it took.
+pub fn webhook_attempt(outcome: &'static str, elapsed: Duration) {
+    counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+    histogram!(WEBHOOK_ATTEMPT_DURATION).record(elapsed.as_secs_f64());
+}
+
+/// Sets the outbox lag gauge.
+pub fn webhook_outbox_lag(lag: Duration) {
+    gauge!(WEBHOOK_OUTBOX_LAG).set(lag.as_secs_f64());
+}
+
+/// Counts one endpoint disabled for failing.
+pub fn webhook_endpoint_disabled() {
+    counter!(WEBHOOK_ENDPOINTS_DISABLED).increment(1);
+}
+
 /// Records whether a dependency answered its probe.
 pub fn dependency(name: &'static str, up: bool) {
     gauge!(DEPENDENCY_UP, "dependency" => name).set(if up { 1.0 } else { 0.0 });
@@ -394,6 +436,11 @@ pub fn zero_counters() {
         counter!(ADJUSTMENTS, "direction" => direction).absolute(0);
         counter!(ADJUSTMENT_UNITS, "direction" => direction).absolute(0);
     }
+    for outcome in ["delivered", "retry", "dead"] {
+        counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).absolute(0);
+    }
+    counter!(WEBHOOK_ENDPOINTS_DISABLED).absolute(0);
+    gauge!(WEBHOOK_OUTBOX_LAG).set(0.0);
     gauge!(HTTP_IN_FLIGHT).increment(0.0);
     jobs::zero();
 }

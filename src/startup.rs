@@ -68,7 +68,8 @@ pub struct Application {
 pub async fn open_store(config: &Config) -> Result<Store, StartupError> {
     let store = Store::connect(&config.database, &config.pool)
         .await
-        .map_err(StartupError::Database)?;
+        .map_err(StartupError::Database)?
+        .with_event_shapes(crate::http::dto::event_shapes());
     store.migrate().await.map_err(StartupError::Migrate)?;
     Ok(store)
 }
@@ -119,6 +120,7 @@ pub async fn auth_service(
 impl Application {
     /// Connects, migrates, bootstraps the admin and binds the listeners.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        crate::install_tls_provider();
         let store = open_store(&config).await?;
         let redis = connect_redis(&config).await?;
         let cache = Cache::new(&config.cache, config.redis_url.as_deref()).map_err(StartupError::Redis)?;
@@ -219,6 +221,7 @@ impl Application {
             state.config.observability.low_stock_below,
             state.config.observability.business_metrics_every,
         ));
+        background.extend(spawn_webhook_deliveries(&state.config, &store));
         // Beside connections: the pool, the log, the listeners, Redis, a few files.
         let reserved = u64::from(state.config.pool.max_connections) + 64;
         let limits = ConnectionLimits::from(&state.config.http).within_descriptor_limit(reserved);
@@ -292,15 +295,43 @@ pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()>) -> R
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers =
         crate::jobs::runner::spawn_workers(store.clone(), crate::transfer::registry(), settings, stopped);
+    // A worker process always delivers webhooks, whatever `TIENDA_WORKERS` says for `serve`.
+    let deliveries = spawn_webhook_deliveries_always(&config, &store);
     tracing::info!(workers = workers.len(), "worker started");
     shutdown.await;
     tracing::info!("stopping: running jobs end at their next batch");
     let _ = stop.send(true);
     crate::jobs::runner::join_workers(workers, config.shutdown_grace).await;
+    deliveries.iter().for_each(JoinHandle::abort);
     purge.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The webhook delivery loop, unless `TIENDA_WORKERS=0` leaves deliveries to other processes.
+/// Aborted with the other background tasks: an attempt cut short is sent again after its lease.
+fn spawn_webhook_deliveries(config: &Config, store: &Store) -> Option<JoinHandle<()>> {
+    if crate::webhooks::embedded_workers(config) == 0 {
+        return None;
+    }
+    spawn_webhook_deliveries_always(config, store)
+}
+
+/// The webhook delivery loop; `None` only when its HTTP client cannot be built (logged).
+fn spawn_webhook_deliveries_always(config: &Config, store: &Store) -> Option<JoinHandle<()>> {
+    match crate::webhooks::client(&config.webhooks) {
+        Ok(client) => Some(tokio::spawn(crate::webhooks::run_due_deliveries(
+            store.clone(),
+            client,
+            config.webhooks.clone(),
+            std::future::pending(),
+        ))),
+        Err(error) => {
+            tracing::error!(%error, "cannot build the webhook client: no webhook is delivered");
+            None
+        }
+    }
 }
 
 /// Resolves on SIGTERM (what orchestrators send) or SIGINT (Ctrl-C). The handlers are

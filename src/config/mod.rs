@@ -15,6 +15,7 @@ use crate::cache::CacheSettings;
 use crate::domain::user::{Email, Password};
 use crate::logs::LogFormat;
 use crate::store::{ConnectOptions, PoolSettings};
+use crate::webhooks::WebhookSettings;
 use vars::Vars;
 
 /// Where the data lives when `DATABASE_URL` is unset.
@@ -62,6 +63,8 @@ pub struct Config {
     pub cache: CacheSettings,
     /// Background jobs, imports and exports.
     pub jobs: JobSettings,
+    /// Webhook delivery.
+    pub webhooks: WebhookSettings,
 }
 
 /// Background jobs, imports and exports.
@@ -204,6 +207,7 @@ impl Config {
             cache,
             observability: sections::observability(&vars)?,
             jobs: sections::jobs(&vars)?,
+            webhooks: sections::webhooks(&vars, environment)?,
             http,
         })
     }

@@ -13,6 +13,7 @@ use crate::cache::{CacheMode, CacheSettings};
 use crate::domain::user::{Email, Password};
 use crate::logs::LogFormat;
 use crate::store::{ConnectOptions, PoolSettings};
+use crate::webhooks::WebhookSettings;
 
 pub(super) fn environment(vars: &Vars) -> Result<Environment, ConfigError> {
     match vars.get("TIENDA_ENV").as_deref() {
@@ -220,5 +221,22 @@ pub(super) fn cache(
         mode,
         ttl: vars.secs("TIENDA_CACHE_TTL_SECS", 60, 1, 86_400)?,
         max_bytes: vars.number("TIENDA_CACHE_MAX_MB", 64, 1, 1 << 20)? << 20,
+    })
+}
+
+/// Webhook delivery: targets, timeouts, the retry schedule (see `webhooks`).
+pub(super) fn webhooks(vars: &Vars, environment: Environment) -> Result<WebhookSettings, ConfigError> {
+    Ok(WebhookSettings {
+        allow_private: vars.flag("TIENDA_WEBHOOK_ALLOW_PRIVATE")?,
+        https_only: environment == Environment::Production,
+        attempt_timeout: vars.secs("TIENDA_WEBHOOK_TIMEOUT_SECS", 10, 1, 60)?,
+        retry_base: Duration::from_millis(vars.number(
+            "TIENDA_WEBHOOK_RETRY_BASE_MS",
+            30_000,
+            1,
+            3_600_000,
+        )?),
+        disable_after: vars.secs("TIENDA_WEBHOOK_DISABLE_AFTER_HOURS", 72, 1, 24 * 365)? * 3600,
+        concurrency: vars.number("TIENDA_WEBHOOK_CONCURRENCY", 64, 1, 4096)? as usize,
     })
 }

@@ -12,3 +12,4 @@ pub mod number;
 pub mod product;
 pub mod text;
 pub mod user;
+pub mod webhook;

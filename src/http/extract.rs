@@ -23,6 +23,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ResourceId {
     }
 }
 
+/// Two resource ids from the path (a resource and one of its children), each as [`ResourceId`].
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceIds(pub i64, pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for ResourceIds {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((first, second)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        match (parse_id(&first), parse_id(&second)) {
+            (Some(first), Some(second)) => Ok(ResourceIds(first, second)),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+}
+
 pub fn parse_id(raw: &str) -> Option<i64> {
     let canonical = !raw.is_empty() && !raw.starts_with('0') && raw.bytes().all(|b| b.is_ascii_digit());
     canonical.then(|| raw.parse::<i64>().ok()).flatten()

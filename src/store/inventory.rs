@@ -4,8 +4,10 @@ use sqlx::FromRow;
 use tracing::instrument;
 
 use super::idempotency::{Completion, write_transaction};
+use super::outbox::record_some;
 use super::{Conflict, Store, StoreError, Timestamp, on_db};
 use crate::domain::inventory::{Adjustment, Delta, Reason};
+use crate::domain::webhook::EventType;
 
 #[derive(Debug, FromRow)]
 pub(crate) struct LedgerRow {
@@ -77,16 +79,16 @@ impl Store {
     ) -> Result<Adjustment, StoreError> {
         let now = Timestamp::now();
         let result = write_transaction!(self, completion, |tx, dialect| {
-            let stock_after: Option<i64> = sqlx::query_scalar(
+            let changed: Option<(i64, i64)> = sqlx::query_as(
                 "UPDATE products SET stock = stock + $2, version = version + 1, updated_at = $3 \
-                 WHERE id = $1 AND stock + $2 BETWEEN 0 AND 2147483647 RETURNING stock",
+                 WHERE id = $1 AND stock + $2 BETWEEN 0 AND 2147483647 RETURNING stock, version",
             )
             .bind(product_id)
             .bind(delta.units())
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(stock_after) = stock_after else {
+            let Some((stock_after, version)) = changed else {
                 // Nothing changed: find out why, for the right answer.
                 let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM products WHERE id = $1")
                     .bind(product_id)
@@ -101,7 +103,14 @@ impl Store {
             let row = insert_ledger!(tx, product: product_id, delta: delta.units(), stock_after: stock_after,
                 reason: reason.as_str(), actor: actor, at: now)
             .await?;
-            Ok(Adjustment::from(row))
+            let adjustment = Adjustment::from(row);
+            record_some(
+                &mut *tx,
+                EventType::StockAdjusted,
+                self.adjustment_event(&adjustment, version),
+            )
+            .await?;
+            Ok(adjustment)
         });
         self.after_product_write(result, |_| vec![product_id], vec![product_id])
             .await

@@ -15,10 +15,12 @@ pub mod inventory;
 pub mod job_files;
 pub mod jobs;
 pub mod listing;
+pub mod outbox;
 pub mod products;
 pub mod refresh_tokens;
 mod timestamp;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -145,6 +147,8 @@ pub struct Store {
     pub(crate) statement_timeout: Duration,
     /// Hears of every committed product write (`changes.rs`).
     pub(crate) listener: changes::Listener,
+    /// How product and stock events are rendered into the outbox; `None`: no events.
+    pub(crate) event_shapes: Option<outbox::EventShapes>,
 }
 
 impl Store {
@@ -224,6 +228,7 @@ impl Store {
             search_split_min_id: settings.search_split_min_id,
             statement_timeout: settings.statement_timeout,
             listener: changes::Listener::default(),
+            event_shapes: None,
         })
     }
 

@@ -6,10 +6,12 @@ use tracing::instrument;
 use super::error::is_unique_violation;
 use super::idempotency::{Completion, write_transaction};
 use super::inventory::insert_ledger;
+use super::outbox::record_some;
 use super::{Conflict, Store, StoreError, Timestamp, for_update, on_db};
 use crate::domain::etag::Precondition;
 use crate::domain::money::Price;
 use crate::domain::product::{Description, Product, ProductDraft, ProductName, Sku, Stock};
+use crate::domain::webhook::EventType;
 
 const SKU_KEY: &str = "products_sku_key";
 
@@ -153,7 +155,9 @@ impl Store {
             insert_ledger!(tx, product: row.id, delta: row.stock, stock_after: row.stock,
                 reason: REASON_INITIAL, actor: actor, at: now)
             .await?;
-            Product::try_from(row)
+            let product = Product::try_from(row)?;
+            record_some(&mut *tx, EventType::ProductCreated, self.product_event(&product)).await?;
+            Ok(product)
         });
         self.after_product_write(result, |p| vec![p.id], Vec::new()).await
     }
@@ -207,7 +211,9 @@ impl Store {
                     reason: REASON_MANUAL_SET, actor: actor, at: now)
                 .await?;
             }
-            Product::try_from(row)
+            let product = Product::try_from(row)?;
+            record_some(&mut *tx, EventType::ProductUpdated, self.product_event(&product)).await?;
+            Ok(product)
         });
         self.after_product_write(result, |p| vec![p.id], vec![id]).await
     }
@@ -216,15 +222,19 @@ impl Store {
     #[instrument(name = "db.delete_product", skip_all, fields(product_id = id), err(level = "debug"))]
     pub async fn delete_product(&self, id: i64, precondition: &Precondition) -> Result<(), StoreError> {
         let result = write_transaction!(self, |tx, dialect| {
-            let version: Option<i64> =
-                sqlx::query_scalar(for_update!(dialect, "SELECT version FROM products WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let version = version.ok_or(StoreError::NotFound)?;
-            if !precondition.holds(version) {
+            let current: Option<ProductRow> = sqlx::query_as(for_update!(
+                dialect,
+                concat!("SELECT ", product_columns!(), " FROM products WHERE id = $1")
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let current = Product::try_from(current.ok_or(StoreError::NotFound)?)?;
+            if !precondition.holds(current.version) {
                 return Err(StoreError::PreconditionFailed);
             }
+            // The event carries the product as it was.
+            record_some(&mut *tx, EventType::ProductDeleted, self.product_event(&current)).await?;
             sqlx::query("DELETE FROM products WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)

@@ -91,7 +91,7 @@ async fn an_abandoned_requests_statement_still_ends_at_its_deadline() {
     };
 
     let app = app.restart_with(&settings("500")).await;
-    let impatient = reqwest::Client::builder()
+    let impatient = crate::helpers::client_builder()
         .no_proxy()
         .timeout(abandon_after)
         .build()

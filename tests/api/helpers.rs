@@ -126,6 +126,13 @@ impl Drop for TestDb {
     }
 }
 
+/// A reqwest client builder, the process's TLS provider installed first (reqwest's rustls has
+/// none of its own here and panics without one: see `tienda::install_tls_provider`).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    tienda::install_tls_provider();
+    reqwest::Client::builder()
+}
+
 pub const ADMIN_EMAIL: &str = "admin@tienda.test";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
@@ -219,7 +226,7 @@ impl TestApp {
             address: format!("http://{addr}"),
             metrics_address,
             admin_token: String::new(),
-            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            client: crate::helpers::client_builder().no_proxy().build().unwrap(),
             database_url,
             backend,
             server: Some(RunningServer { stop, task }),

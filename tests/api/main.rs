@@ -25,3 +25,4 @@ mod outage;
 mod process;
 mod products;
 mod validation;
+mod webhooks;

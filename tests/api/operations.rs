@@ -59,7 +59,7 @@ both_backends! {
         let settings = [("DATABASE_URL", database_url.as_str()), ("TIENDA_BUSINESS_METRICS_SECS", "1")];
         let (mut server, addr) = tokio::task::block_in_place(|| crate::process::serve(&std::env::temp_dir(), &settings));
         let base = format!("http://{addr}");
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let client = crate::helpers::client_builder().no_proxy().build().unwrap();
         // The samplers' first values (pool, business gauges) appear soon after start.
         let before = scrape_until(&client, &base, |m| m.contains_key("tienda_db_pool_acquire_duration_seconds_count")).await;
 

@@ -171,7 +171,7 @@ async fn a_postgres_outage_is_503_with_retry_after_and_recovers_without_a_restar
         ],
     );
     let base = format!("http://{addr}");
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = crate::helpers::client_builder().no_proxy().build().unwrap();
     let login: Value = client
         .post(format!("{base}/api/v1/auth/login"))
         .json(&json!({"email": ADMIN.0, "password": ADMIN.1}))

@@ -18,10 +18,12 @@ use utoipa::{OpenApi, ToSchema};
 use crate::http::dto::inventory::AdjustmentResponse;
 use crate::http::dto::product::ProductResponse;
 use crate::http::dto::user::{TokenResponse, UserResponse};
+use crate::http::dto::webhook::{DeliveryResponse, SecretResponse, WebhookCreatedResponse, WebhookResponse};
 use crate::http::error::{FieldError, Problem};
 use crate::http::routes::inventory::LedgerPage;
 use crate::http::routes::products::{ProductCursorPage, ProductPage};
 use crate::http::routes::users::UserPage;
+use crate::http::routes::webhooks::{DeliveryPage, WebhookPage};
 use crate::http::routes::{self, health};
 
 #[derive(OpenApi)]
@@ -39,13 +41,16 @@ use crate::http::routes::{self, health};
         UserResponse, UserPage, TokenResponse, Problem, FieldError, Live, Ready,
         schemas::ProductWriteRequest, schemas::ProductPatchRequest, schemas::StockAdjustmentRequest,
         schemas::RegisterRequest, schemas::LoginRequest, schemas::RefreshRequest, schemas::UserPatchRequest,
-        schemas::RoleName,
+        schemas::RoleName, WebhookResponse, WebhookCreatedResponse, SecretResponse, DeliveryResponse,
+        WebhookPage, DeliveryPage, schemas::WebhookCreateRequest, schemas::WebhookPatchRequest,
+        schemas::WebhookEventName, schemas::DeliveryStatusName,
     )),
     tags(
         (name = "products", description = "The catalogue"),
         (name = "inventory", description = "Stock adjustments and the ledger"),
         (name = "auth", description = "Accounts and tokens"),
         (name = "users", description = "User management (admin)"),
+        (name = "webhooks", description = "Webhook endpoints and their deliveries (admin)"),
         (name = "operations", description = "Health and metrics"),
     )
 )]

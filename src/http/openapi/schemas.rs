@@ -181,3 +181,69 @@ pub struct ExportRequest {
     /// Only products with (true) or without (false) stock.
     in_stock: Option<bool>,
 }
+
+/// An event type a webhook endpoint can subscribe to.
+#[derive(Deserialize, ToSchema)]
+pub enum WebhookEventName {
+    /// A product was created (POST, import).
+    #[serde(rename = "product.created")]
+    ProductCreated,
+    /// A product was changed (PUT, PATCH, import).
+    #[serde(rename = "product.updated")]
+    ProductUpdated,
+    /// A product was deleted; `data` is the product as it was.
+    #[serde(rename = "product.deleted")]
+    ProductDeleted,
+    /// A stock adjustment; `data` is the ledger entry with the product's new `version`.
+    #[serde(rename = "stock.adjusted")]
+    StockAdjusted,
+    /// An import job finished; `data` is the job.
+    #[serde(rename = "import.finished")]
+    ImportFinished,
+    /// An export job finished; `data` is the job.
+    #[serde(rename = "export.finished")]
+    ExportFinished,
+}
+
+/// Where a delivery stands.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatusName {
+    /// Waiting for its next attempt.
+    Pending,
+    /// A 2xx answer was received.
+    Delivered,
+    /// Every attempt failed; only a manual retry sends it again.
+    Dead,
+}
+
+/// A new webhook endpoint.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://example.com/hooks/tienda", "events": ["product.created", "product.updated"], "description": "search index"}))]
+pub struct WebhookCreateRequest {
+    /// An absolute `http` or `https` URL (`https` in production) whose host does not resolve
+    /// to a loopback, private, link-local or reserved address.
+    #[schema(max_length = 2048, format = "uri")]
+    url: String,
+    /// At least one event type.
+    #[schema(min_items = 1)]
+    events: Vec<WebhookEventName>,
+    #[schema(max_length = 500)]
+    description: Option<String>,
+}
+
+/// A change to a webhook endpoint (JSON merge patch).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"disabled": false}))]
+pub struct WebhookPatchRequest {
+    #[schema(max_length = 2048, format = "uri")]
+    url: Option<String>,
+    #[schema(min_items = 1)]
+    events: Option<Vec<WebhookEventName>>,
+    #[schema(max_length = 500)]
+    description: Option<String>,
+    /// `true` stops deliveries; `false` resumes them (and forgets the run of failures).
+    disabled: Option<bool>,
+}

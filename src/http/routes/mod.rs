@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod products;
 pub mod users;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -50,6 +51,15 @@ pub(crate) fn table(
         .routes(routes!(jobs::download_job_file))
         .routes(routes!(imports::create_import))
         .routes(routes!(imports::create_export))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::retry_delivery))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
 }

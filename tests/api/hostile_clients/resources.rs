@@ -164,7 +164,7 @@ async fn sixty_four_concurrent_registrations_keep_memory_bounded_and_give_it_bac
     })
     .await
     .unwrap();
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = crate::helpers::client_builder().no_proxy().build().unwrap();
     let register = |n: usize| {
         let request = client
             .post(format!("http://{addr}/api/v1/auth/register"))

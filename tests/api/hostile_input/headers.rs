@@ -31,7 +31,7 @@ both_backends! {
             ("401", app.anonymous(Method::POST, "/api/v1/products").json(&product_body(1)).send().await.unwrap()),
             ("422", app.send_json(Method::POST, "/api/v1/products", &json!({})).await),
             // On a connection of its own: the server closes it without reading the whole body.
-            ("413", reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap()
+            ("413", crate::helpers::client_builder().no_proxy().pool_max_idle_per_host(0).build().unwrap()
                 .post(app.url("/api/v1/products")).bearer_auth(&app.admin_token)
                 .header("content-type", "application/json").body(" ".repeat((1 << 20) + 100)).send().await.unwrap()),
             ("health", app.get("/health/live").await),
@@ -106,7 +106,7 @@ async fn the_separate_metrics_listener_carries_the_security_headers() {
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = crate::helpers::client_builder().no_proxy().build().unwrap();
     for path in ["/metrics", "/nope"] {
         let response = client
             .get(format!("http://{metrics}{path}"))
