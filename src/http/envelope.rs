@@ -184,7 +184,8 @@ impl Drop for InFlight {
 fn as_problem(response: Response) -> Response {
     let status = response.status();
     // The console's error pages are HTML for people, already.
-    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) || is_html(&response) {
+    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) || is_html(&response)
+    {
         return response;
     }
     let (mut parts, _body) = response.into_parts();

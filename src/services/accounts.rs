@@ -154,7 +154,12 @@ impl AuthService {
     /// answers as [`Self::login`], without issuing tokens: the staff console keeps its own
     /// session (`store::admin_sessions`).
     #[instrument(skip_all, fields(client = %client))]
-    pub async fn verify_login(&self, email: &str, password: Password, client: IpAddr) -> Result<User, AuthError> {
+    pub async fn verify_login(
+        &self,
+        email: &str,
+        password: Password,
+        client: IpAddr,
+    ) -> Result<User, AuthError> {
         let email = Email::parse(email.trim()).ok();
         let reservation = match self.throttle.reserve_login(email.as_ref(), client).await {
             Ok(reservation) => reservation,

@@ -26,7 +26,12 @@ type SessionRow = (i64, String, String, bool, Timestamp, String, Timestamp);
 
 impl Store {
     /// Stores a new session for `user_id`, valid until `expires_at`.
-    #[instrument(name = "db.create_admin_session", skip_all, fields(user_id), err(level = "debug"))]
+    #[instrument(
+        name = "db.create_admin_session",
+        skip_all,
+        fields(user_id),
+        err(level = "debug")
+    )]
     pub async fn create_admin_session(
         &self,
         id_hash: &str,
@@ -89,11 +94,13 @@ impl Store {
     pub async fn revoke_admin_session(&self, id_hash: &str) -> Result<(), StoreError> {
         let now = Timestamp::now();
         on_db!(self, |_reader, writer, _dialect| {
-            sqlx::query("UPDATE admin_sessions SET revoked_at = $2 WHERE id_hash = $1 AND revoked_at IS NULL")
-                .bind(id_hash)
-                .bind(now)
-                .execute(writer)
-                .await?;
+            sqlx::query(
+                "UPDATE admin_sessions SET revoked_at = $2 WHERE id_hash = $1 AND revoked_at IS NULL",
+            )
+            .bind(id_hash)
+            .bind(now)
+            .execute(writer)
+            .await?;
             Ok(())
         })
     }
@@ -102,15 +109,22 @@ impl Store {
     #[instrument(name = "db.admin_columns", skip_all, fields(user_id), err(level = "debug"))]
     pub async fn admin_columns(&self, user_id: i64) -> Result<Option<String>, StoreError> {
         on_db!(self, |reader, _writer, _dialect| {
-            Ok(sqlx::query_scalar("SELECT columns FROM admin_prefs WHERE user_id = $1")
-                .bind(user_id)
-                .fetch_optional(reader)
-                .await?)
+            Ok(
+                sqlx::query_scalar("SELECT columns FROM admin_prefs WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_optional(reader)
+                    .await?,
+            )
         })
     }
 
     /// Keeps `user_id`'s choice of product list columns.
-    #[instrument(name = "db.set_admin_columns", skip_all, fields(user_id), err(level = "debug"))]
+    #[instrument(
+        name = "db.set_admin_columns",
+        skip_all,
+        fields(user_id),
+        err(level = "debug")
+    )]
     pub async fn set_admin_columns(&self, user_id: i64, columns: &str) -> Result<(), StoreError> {
         let now = Timestamp::now();
         on_db!(self, |_reader, writer, _dialect| {

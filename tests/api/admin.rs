@@ -54,7 +54,11 @@ impl<'a> Console<'a> {
     }
 
     async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let response = request.header("cookie", self.cookie_header()).send().await.unwrap();
+        let response = request
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         for value in headers.get_all(SET_COOKIE) {
@@ -67,10 +71,17 @@ impl<'a> Console<'a> {
             }
         }
         let body = response.text().await.unwrap();
-        if let Some(token) = attribute_after(&body, "<meta name=\"csrf-token\"", "content") {
+        // An error page has no session token: keep the one the last real page had.
+        if let Some(token) = attribute_after(&body, "<meta name=\"csrf-token\"", "content")
+            && !token.is_empty()
+        {
             self.csrf = token;
         }
-        Page { status, headers, body }
+        Page {
+            status,
+            headers,
+            body,
+        }
     }
 
     async fn get(&mut self, path: &str) -> Page {
@@ -80,8 +91,10 @@ impl<'a> Console<'a> {
 
     /// Posts `fields` as a form, with the CSRF token of the last page unless `csrf` is false.
     async fn post(&mut self, path: &str, fields: &[(&str, &str)], csrf: bool) -> Page {
-        let mut form: Vec<(String, String)> =
-            fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut form: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         if csrf {
             form.push(("_csrf".into(), self.csrf.clone()));
         }
@@ -96,8 +109,12 @@ impl<'a> Console<'a> {
     async fn sign_in(&mut self, email: &str, password: &str) -> Page {
         let form = self.get("/admin/sign-in").await;
         assert_eq!(form.status, StatusCode::OK);
-        self.post("/admin/sign-in", &[("email", email), ("password", password)], true)
-            .await
+        self.post(
+            "/admin/sign-in",
+            &[("email", email), ("password", password)],
+            true,
+        )
+        .await
     }
 }
 

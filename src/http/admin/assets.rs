@@ -38,7 +38,12 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
     for asset in &ASSETS {
         hasher.update(asset.bytes);
     }
-    hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 });
 
 /// Where a page links an asset.

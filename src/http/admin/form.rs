@@ -24,7 +24,10 @@ pub fn optional_text(value: &str) -> Value {
 /// A number field: an integer when it reads as one, else the text, which the API's parser then
 /// refuses with its own message.
 pub fn integer_or_text(value: &str) -> Value {
-    value.trim().parse::<i64>().map_or_else(|_| text(value), Value::from)
+    value
+        .trim()
+        .parse::<i64>()
+        .map_or_else(|_| text(value), Value::from)
 }
 
 /// The JSON object of `members`, read as a request body is.

@@ -38,7 +38,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin", get(home))
         .route("/admin/", get(home))
         .route("/admin/static/{file}", get(assets::serve))
-        .route("/admin/sign-in", get(session::sign_in_form).post(session::sign_in))
+        .route(
+            "/admin/sign-in",
+            get(session::sign_in_form).post(session::sign_in),
+        )
         .route("/admin/sign-out", post(session::sign_out))
         .route("/admin/products", get(products::list).post(products::create))
         .route("/admin/products/new", get(products::new_form))

@@ -112,7 +112,8 @@ pub async fn list(
     let listed = state.store.list_products(&query).await?;
     if let (Page::Keyset { limit, .. }, Some(after)) = (&query.page, listed.next) {
         let cursor = state.cursors.encode(query.sort, &query.filters, *limit, after);
-        let encoded = serde_urlencoded::to_string([("cursor", cursor)]).map_err(|e| ApiError::Internal(e.into()))?;
+        let encoded =
+            serde_urlencoded::to_string([("cursor", cursor)]).map_err(|e| ApiError::Internal(e.into()))?;
         page.next_url = Some(format!("/admin/products?{encoded}"));
     }
     page.rows = listed
@@ -133,7 +134,10 @@ pub async fn list(
 /// The form shows the filters in force (on a cursor page, the ones the cursor carries).
 fn show_filters(page: &mut ProductListPage, query: &ListQuery) {
     let filters = &query.filters;
-    page.q = filters.q.as_ref().map_or(String::new(), |q| q.as_str().to_owned());
+    page.q = filters
+        .q
+        .as_ref()
+        .map_or(String::new(), |q| q.as_str().to_owned());
     page.min_price = filters.min_price().map_or(String::new(), |p| p.to_string());
     page.max_price = filters.max_price().map_or(String::new(), |p| p.to_string());
     page.in_stock = filters.in_stock.map_or(String::new(), |b| b.to_string());
@@ -436,7 +440,10 @@ async fn conflict(
     let mut page = edit_page(state, &form.session, &current).await?;
     page.fields = mine;
     page.conflict = rows;
-    tracing::info!(product_id = id, "console edit refused: the product changed meanwhile");
+    tracing::info!(
+        product_id = id,
+        "console edit refused: the product changed meanwhile"
+    );
     html(StatusCode::PRECONDITION_FAILED, &page)
 }
 

@@ -149,7 +149,10 @@ impl FromRequest<AppState> for StaffForm {
         let fields = read_form(Request::from_parts(parts, body), state).await?;
         let sent = header_token.unwrap_or_else(|| field(&fields, "_csrf").to_owned());
         if !same_token(&sent, &session.csrf_token) {
-            tracing::warn!(user_id = session.user.id, "console form without its CSRF token refused");
+            tracing::warn!(
+                user_id = session.user.id,
+                "console form without its CSRF token refused"
+            );
             return Err(AdminError::Csrf);
         }
         Ok(StaffForm { session, fields })
@@ -202,7 +205,12 @@ pub async fn sign_in(
     let user = match state.auth.verify_login(email, password, client).await {
         Ok(user) => user,
         Err(AuthError::InvalidCredentials) => {
-            return sign_in_page(&state, StatusCode::UNAUTHORIZED, email, "Wrong email or password.");
+            return sign_in_page(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                email,
+                "Wrong email or password.",
+            );
         }
         Err(AuthError::Throttled(wait)) => {
             let message = format!(
@@ -230,7 +238,13 @@ pub async fn sign_in(
         .await?;
     tracing::info!(user_id = user.id, "console sign-in");
     let mut response = see_other("/admin/products");
-    set_cookie(&mut response, &state, SESSION_COOKIE, &id, SESSION_TTL.num_seconds());
+    set_cookie(
+        &mut response,
+        &state,
+        SESSION_COOKIE,
+        &id,
+        SESSION_TTL.num_seconds(),
+    );
     set_cookie(&mut response, &state, SIGN_IN_COOKIE, "", 0);
     Ok(response)
 }

@@ -133,15 +133,42 @@ pub struct SortOption {
 }
 
 pub const SORTS: [SortOption; 9] = [
-    SortOption { value: "", label: "Default (id, or relevance when searching)" },
-    SortOption { value: "name", label: "Name A–Z" },
-    SortOption { value: "-name", label: "Name Z–A" },
-    SortOption { value: "price", label: "Price, lowest first" },
-    SortOption { value: "-price", label: "Price, highest first" },
-    SortOption { value: "stock", label: "Stock, lowest first" },
-    SortOption { value: "-stock", label: "Stock, highest first" },
-    SortOption { value: "-updated_at", label: "Recently changed" },
-    SortOption { value: "-id", label: "Newest" },
+    SortOption {
+        value: "",
+        label: "Default (id, or relevance when searching)",
+    },
+    SortOption {
+        value: "name",
+        label: "Name A–Z",
+    },
+    SortOption {
+        value: "-name",
+        label: "Name Z–A",
+    },
+    SortOption {
+        value: "price",
+        label: "Price, lowest first",
+    },
+    SortOption {
+        value: "-price",
+        label: "Price, highest first",
+    },
+    SortOption {
+        value: "stock",
+        label: "Stock, lowest first",
+    },
+    SortOption {
+        value: "-stock",
+        label: "Stock, highest first",
+    },
+    SortOption {
+        value: "-updated_at",
+        label: "Recently changed",
+    },
+    SortOption {
+        value: "-id",
+        label: "Newest",
+    },
 ];
 
 #[derive(Template)]
