@@ -291,6 +291,11 @@ both_backends! {
         assert!(conflict.body.contains("changed meanwhile"));
         assert!(conflict.body.contains("Renamed meanwhile"), "shows the current value");
         assert!(conflict.body.contains("77.70"), "keeps mine");
+        assert_eq!(
+            attribute_after(&conflict.body, "id=\"name\"", "value").unwrap(),
+            "Renamed meanwhile",
+            "the form holds their change where I changed nothing"
+        );
         let stored = app.get_product(id).await;
         assert_eq!(stored["name"], "Renamed meanwhile");
         assert_ne!(stored["price"], "77.70", "nothing of mine was saved");

@@ -407,8 +407,19 @@ pub async fn save(
     html(status, &page)
 }
 
+/// One field of a three-way merge: the user's value where they changed it, else the current one
+/// (so re-applying never reverts what someone else changed meanwhile).
+fn merge(base: &Field, now: &Field, mine: &Field) -> Field {
+    if mine.value == base.value {
+        now.clone()
+    } else {
+        mine.clone()
+    }
+}
+
 /// The 412 page: field by field, what the form was loaded with, what is stored now, and what
-/// the user wants; the form keeps the user's values on top of the current version.
+/// the user changed; the form holds the merge (the user's changes on top of the current
+/// version), to re-apply or discard.
 async fn conflict(
     state: &AppState,
     form: &StaffForm,
@@ -418,27 +429,42 @@ async fn conflict(
 ) -> Result<Response, AdminError> {
     let current = state.store.get_product(id).await?;
     let now = fields_of(&current);
-    let row = |label, base: &Field, now: &Field, mine: &str| ConflictRow {
-        label,
-        base: shown(&base.value),
-        current: shown(&now.value),
-        mine: mine.to_owned(),
-        changed_meanwhile: base.value != now.value,
+    let row = |label, base: &Field, now: &Field, mine: Option<&Field>| {
+        let edited = mine.filter(|m| m.value != base.value);
+        ConflictRow {
+            label,
+            base: shown(&base.value),
+            current: shown(&now.value),
+            mine: match (mine, edited) {
+                (None, _) => "(not edited here)".to_owned(),
+                (Some(_), None) => "(unchanged)".to_owned(),
+                (Some(_), Some(m)) => shown(&m.value),
+            },
+            changed_meanwhile: base.value != now.value,
+            changed_by_both: base.value != now.value && edited.is_some_and(|m| m.value != now.value),
+        }
     };
     let rows = vec![
-        row("Name", &base.name, &now.name, &shown(&mine.name.value)),
-        row("SKU", &base.sku, &now.sku, &shown(&mine.sku.value)),
-        row("Price", &base.price, &now.price, &shown(&mine.price.value)),
+        row("Name", &base.name, &now.name, Some(&mine.name)),
+        row("SKU", &base.sku, &now.sku, Some(&mine.sku)),
+        row("Price", &base.price, &now.price, Some(&mine.price)),
         row(
             "Description",
             &base.description,
             &now.description,
-            &shown(&mine.description.value),
+            Some(&mine.description),
         ),
-        row("Stock", &base.stock, &now.stock, "(not edited here)"),
+        row("Stock", &base.stock, &now.stock, None),
     ];
+    let merged = ProductFields {
+        name: merge(&base.name, &now.name, &mine.name),
+        sku: merge(&base.sku, &now.sku, &mine.sku),
+        description: merge(&base.description, &now.description, &mine.description),
+        price: merge(&base.price, &now.price, &mine.price),
+        stock: now.stock.clone(),
+    };
     let mut page = edit_page(state, &form.session, &current).await?;
-    page.fields = mine;
+    page.fields = merged;
     page.conflict = rows;
     tracing::info!(
         product_id = id,

@@ -222,6 +222,8 @@ pub struct ConflictRow {
     pub current: String,
     pub mine: String,
     pub changed_meanwhile: bool,
+    /// Changed meanwhile and by the user, to different values: the user's value is in the form.
+    pub changed_by_both: bool,
 }
 
 pub struct LedgerLine {

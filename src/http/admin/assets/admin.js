@@ -12,6 +12,14 @@
     }
   });
 
+  // A form that came back with errors: the first invalid field gets the focus.
+  document.addEventListener("DOMContentLoaded", function () {
+    var invalid = document.querySelector('[aria-invalid="true"]');
+    if (invalid) {
+      invalid.focus();
+    }
+  });
+
   // A form marked data-warn-unsaved asks before the page is left with changes in it.
   var dirty = false;
   document.addEventListener("input", function (event) {
