@@ -105,6 +105,19 @@ impl Store {
         })
     }
 
+    /// Deletes sessions that expired before `before` (revoked ones go when they expire too);
+    /// returns how many.
+    #[instrument(name = "db.purge_admin_sessions", skip_all, err(level = "debug"))]
+    pub async fn purge_admin_sessions(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        on_db!(self, |_reader, writer, _dialect| {
+            let done = sqlx::query("DELETE FROM admin_sessions WHERE expires_at < $1")
+                .bind(Timestamp(before))
+                .execute(writer)
+                .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
     /// The product list columns `user_id` chose, if they ever chose.
     #[instrument(name = "db.admin_columns", skip_all, fields(user_id), err(level = "debug"))]
     pub async fn admin_columns(&self, user_id: i64) -> Result<Option<String>, StoreError> {

@@ -185,6 +185,26 @@ both_backends! {
         assert!(!console.cookies.iter().any(|(k, _)| k == "tienda_admin"));
     }
 
+    async fn console_sign_in_counts_against_the_same_login_throttle_as_the_api(app) {
+        let mut console = Console::new(&app);
+        for _ in 0..5 {
+            let refused = console.sign_in(ADMIN_EMAIL, "not-the-password").await;
+            assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        }
+        let throttled = console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(throttled.body.contains("Too many failed attempts"));
+        assert!(!console.cookies.iter().any(|(k, _)| k == "tienda_admin"));
+        // The API's login sees the console's failures: one throttle for both doors.
+        let api = app
+            .anonymous(Method::POST, "/api/v1/auth/login")
+            .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+
     async fn a_disabled_user_loses_the_console_at_once(app) {
         app.user_token("clerk@tienda.test", "staff").await;
         let mut console = Console::new(&app);
