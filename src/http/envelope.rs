@@ -77,6 +77,7 @@ where
     }
     let method = request.method().clone();
     let is_docs = is_docs_path(request.uri().path());
+    let is_admin = super::admin::is_admin_path(request.uri().path());
     let span = tracing::info_span!(
         "request",
         request_id = %context.id,
@@ -102,6 +103,9 @@ where
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
     set_security_headers(response.headers_mut(), is_docs);
+    if is_admin {
+        set_admin_headers(response.headers_mut());
+    }
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
@@ -137,6 +141,23 @@ const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; \
     style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; object-src 'none'; \
     base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
+/// The staff console (`/admin`): scripts and styles from its own static files only (no
+/// inline script or style, no `eval`), nothing from elsewhere, forms posted only to itself, never
+/// framed; no referrer leaves it.
+const ADMIN_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn set_admin_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(ADMIN_CSP),
+    );
+    headers.insert(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+}
+
 fn is_docs_path(path: &str) -> bool {
     path == "/docs" || path.starts_with("/docs/")
 }
@@ -162,7 +183,9 @@ impl Drop for InFlight {
 /// its other headers (`Allow`, `Retry-After`) are kept.
 fn as_problem(response: Response) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) {
+    // The console's error pages are HTML for people, already.
+    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) || is_html(&response)
+    {
         return response;
     }
     let (mut parts, _body) = response.into_parts();
@@ -175,6 +198,13 @@ fn as_problem(response: Response) -> Response {
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     Response::from_parts(parts, body)
+}
+
+fn is_html(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"))
 }
 
 fn is_problem(response: &Response) -> bool {

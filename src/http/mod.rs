@@ -1,5 +1,6 @@
 //! The one place that knows axum: the router, its layers, extractors and error rendering.
 
+pub mod admin;
 mod cached;
 mod caller;
 mod connection;
@@ -85,7 +86,9 @@ fn router(state: AppState) -> Router {
         operational = operational.route("/metrics", get(health::metrics));
     }
 
+    // The staff console: HTML pages beside the API, not in its route table or document.
     api.merge(operational)
+        .merge(admin::router())
         .route_layer(envelope::RecordRouteLayer)
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(

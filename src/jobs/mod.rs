@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 
 use crate::store::Store;
 
-/// How often expired idempotency records and refresh tokens are deleted.
+/// How often expired idempotency records, refresh tokens and console sessions are deleted.
 pub const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Deletes idempotency records past their 24 h retention, refresh tokens past their expiry, and
@@ -41,5 +41,10 @@ pub async fn purge_once(store: &Store, export_ttl: Duration) {
         Ok(n) if n > 0 => tracing::info!(deleted = n, "purged expired refresh tokens"),
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "cannot purge refresh tokens"),
+    }
+    match store.purge_admin_sessions(chrono::Utc::now()).await {
+        Ok(n) if n > 0 => tracing::info!(deleted = n, "purged expired console sessions"),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot purge console sessions"),
     }
 }

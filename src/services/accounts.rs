@@ -145,6 +145,21 @@ impl AuthService {
         password: Password,
         client: IpAddr,
     ) -> Result<(User, TokenPair), AuthError> {
+        let user = self.verify_login(email, password, client).await?;
+        let pair = self.issue_pair(&user).await?;
+        Ok((user, pair))
+    }
+
+    /// The user `email` and `password` belong to, under the same throttle and with the same
+    /// answers as [`Self::login`], without issuing tokens: the staff console keeps its own
+    /// session (`store::admin_sessions`).
+    #[instrument(skip_all, fields(client = %client))]
+    pub async fn verify_login(
+        &self,
+        email: &str,
+        password: Password,
+        client: IpAddr,
+    ) -> Result<User, AuthError> {
         let email = Email::parse(email.trim()).ok();
         let reservation = match self.throttle.reserve_login(email.as_ref(), client).await {
             Ok(reservation) => reservation,
@@ -161,8 +176,7 @@ impl AuthService {
             Ok(user) => {
                 self.throttle.release(reservation).await;
                 metrics::login("success");
-                let pair = self.issue_pair(&user).await?;
-                Ok((user, pair))
+                Ok(user)
             }
             Err(AuthError::InvalidCredentials) => {
                 metrics::login("failure");

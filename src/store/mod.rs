@@ -5,6 +5,7 @@
 //! are named [`Dialect`] methods. [`on_db!`] expands a block once per backend, so each query is
 //! written once and compiled against both drivers.
 
+pub mod admin_sessions;
 pub mod changes;
 mod deadline;
 mod dialect;

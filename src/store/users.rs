@@ -170,6 +170,14 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+                // Nor a way to keep using the staff console.
+                sqlx::query(
+                    "UPDATE admin_sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             }
             User::try_from(row)
         })

@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod helpers;
+mod admin;
 mod auth;
 mod cache;
 mod cache_redis;
