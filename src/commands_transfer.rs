@@ -107,6 +107,25 @@ async fn run_here(
     }
 }
 
+/// Runs a queued job here, its progress shown, and returns it as it ended.
+async fn run_shown(
+    config: &Config,
+    store: &Store,
+    job: Job,
+    label: &'static str,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Job, CommandError> {
+    eprintln!("{} job {} queued", job.kind, job.id);
+    let progress = spawn_progress(store.clone(), job.id, label);
+    let settings = WorkerSettings {
+        concurrency: 1,
+        ..worker_settings(&config.jobs)
+    };
+    let ended = run_here(store, &settings, job.id, shutdown).await;
+    progress.abort();
+    ended
+}
+
 /// `tienda import FILE`: true when the job succeeded with every row accepted.
 pub async fn import(
     config: &Config,
@@ -135,15 +154,7 @@ pub async fn import(
         },
         other => failed(other.to_string()),
     })?;
-    eprintln!("import job {} queued", job.id);
-    let progress = spawn_progress(store.clone(), job.id, "importing");
-    let settings = WorkerSettings {
-        concurrency: 1,
-        ..worker_settings(&config.jobs)
-    };
-    let ended = run_here(&store, &settings, job.id, shutdown).await;
-    progress.abort();
-    let job = ended?;
+    let job = run_shown(config, &store, job, "importing", shutdown).await?;
     let result = job.result.clone().unwrap_or_default();
     println!(
         "{}",
@@ -178,15 +189,7 @@ pub async fn export(
         .enqueue_job(&NewJob::new(KIND_EXPORT, payload, None))
         .await
         .map_err(|e| failed(e.to_string()))?;
-    eprintln!("export job {} queued", job.id);
-    let progress = spawn_progress(store.clone(), job.id, "exporting");
-    let settings = WorkerSettings {
-        concurrency: 1,
-        ..worker_settings(&config.jobs)
-    };
-    let ended = run_here(&store, &settings, job.id, shutdown).await;
-    progress.abort();
-    let job = ended?;
+    let job = run_shown(config, &store, job, "exporting", shutdown).await?;
     if job.status != JobStatus::Succeeded {
         eprintln!(
             "export job {} ended {}: {:?}",

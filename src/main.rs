@@ -15,7 +15,10 @@ fn main() -> ExitCode {
     };
     // Telemetry starts (and its guard flushes traces) outside the runtime: the OTLP exporter
     // runs on a thread of its own with a blocking client.
-    let _telemetry = tienda::logs::init(config.log_format, config.observability.otlp);
+    // `tienda export` without -o writes the file to stdout, where log lines would mix into it.
+    let file_on_stdout = matches!(cli.command, Some(Command::Export { output: None, .. }));
+    let _telemetry =
+        (!file_on_stdout).then(|| tienda::logs::init(config.log_format, config.observability.otlp));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("cannot start the runtime: {error}")),

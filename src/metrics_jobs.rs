@@ -48,6 +48,8 @@ pub fn zero() {
         counter!(JOBS_CANCELLED, "kind" => kind).absolute(0);
         gauge!(JOBS_QUEUED, "kind" => kind).set(0.0);
         gauge!(JOBS_RUNNING, "kind" => kind).set(0.0);
+        // Registered, so the family is exported (with empty buckets) before the first run.
+        let _ = histogram!(JOB_DURATION, "kind" => kind);
     }
     for result in ROW_RESULTS {
         counter!(ROWS_IMPORTED, "result" => result).absolute(0);

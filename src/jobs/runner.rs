@@ -75,6 +75,15 @@ impl JobContext {
         self.cancelled.load(Ordering::Relaxed) || self.job.cancel_requested
     }
 
+    /// The job's payload as the kind's type; a payload that does not read is a rejected job
+    /// (retrying cannot help).
+    pub fn payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, Outcome> {
+        serde_json::from_value(self.job.payload.clone()).map_err(|error| Outcome::Rejected {
+            error: job_failed(&format!("the job's payload is unreadable: {error}")),
+            result: Value::Null,
+        })
+    }
+
     /// Marks the job as asked to cancel (a batch's commit saw the flag).
     pub fn note_cancel(&self, cancel: bool) {
         if cancel {

@@ -65,27 +65,6 @@ fn lower_skus(rows: &[ImportRow]) -> Vec<String> {
     skus
 }
 
-/// Inserts a product and its first ledger row inside `$tx`; evaluates to the product.
-macro_rules! insert_product {
-    ($tx:expr, $draft:expr, $reason:expr, $now:expr) => {{
-        let draft: &ProductDraft = $draft;
-        let row: ProductRow = sqlx::query_as(super::products::INSERT_PRODUCT)
-            .bind(draft.sku.as_ref().map(Sku::as_str))
-            .bind(draft.name.as_str())
-            .bind(draft.description.as_ref().map(Description::as_str))
-            .bind(draft.price.cents())
-            .bind(draft.stock.units())
-            .bind($now)
-            .fetch_one(&mut *$tx)
-            .await?;
-        let product = Product::try_from(row)?;
-        insert_ledger!($tx, product: product.id, delta: draft.stock.units(), stock_after: draft.stock.units(),
-            reason: $reason, actor: None::<i64>, at: $now)
-        .await?;
-        product
-    }};
-}
-
 /// Writes a product's changed fields (version + 1) and, when its stock changed, a ledger row,
 /// inside `$tx`; evaluates to the product.
 macro_rules! update_product {
@@ -139,21 +118,91 @@ impl Store {
         let result = write_transaction!(self, |tx, dialect| {
             let mut existing = lookup_skus!(&mut *tx, dialect, &skus).await?;
             let mut plans = Vec::with_capacity(rows.len());
+            // New products are inserted together at the end of the batch, in one statement; a
+            // later row of the batch with the same sku changes the pending draft instead.
+            let mut creates: Vec<ProductDraft> = Vec::new();
+            let mut pending: HashMap<String, usize> = HashMap::new();
             for row in rows {
                 let key = row.draft.sku.as_ref().map(|s| s.as_str().to_ascii_lowercase());
+                if let Some(&at) = key.as_ref().and_then(|k| pending.get(k)) {
+                    plans.push(match mode {
+                        ImportMode::Create => Plan::Taken,
+                        ImportMode::Upsert if creates[at] == row.draft => Plan::Unchanged,
+                        ImportMode::Upsert => {
+                            creates[at] = row.draft.clone();
+                            Plan::Update
+                        }
+                    });
+                    continue;
+                }
                 let current = key.as_ref().and_then(|k| existing.get(k));
                 let planned = plan(mode, &row.draft, current.map(|p| &p.draft));
-                let written = match (planned, current) {
-                    (Plan::Create, _) => Some(insert_product!(tx, &row.draft, reason.as_str(), now)),
-                    (Plan::Update, Some(current)) => {
-                        Some(update_product!(tx, current, &row.draft, reason.as_str(), now))
+                match (planned, current, key) {
+                    (Plan::Create, _, key) => {
+                        if let Some(key) = key {
+                            pending.insert(key, creates.len());
+                        }
+                        creates.push(row.draft.clone());
                     }
-                    _ => None,
-                };
-                if let (Some(product), Some(key)) = (written, key) {
-                    existing.insert(key, product);
+                    (Plan::Update, Some(current), Some(key)) => {
+                        let product = update_product!(tx, current, &row.draft, reason.as_str(), now);
+                        existing.insert(key, product);
+                    }
+                    _ => {}
                 }
                 plans.push(planned);
+            }
+            if !creates.is_empty() {
+                let values = (0..creates.len())
+                    .map(|i| {
+                        let b = i * 6;
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${}, 1, ${}, ${})",
+                            b + 1,
+                            b + 2,
+                            b + 3,
+                            b + 4,
+                            b + 5,
+                            b + 6,
+                            b + 6
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO products (sku, name, description, price_cents, stock, version, created_at, updated_at) \
+                     VALUES {values} RETURNING id, stock"
+                );
+                let mut insert = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql));
+                for draft in &creates {
+                    insert = insert
+                        .bind(draft.sku.as_ref().map(Sku::as_str))
+                        .bind(draft.name.as_str())
+                        .bind(draft.description.as_ref().map(Description::as_str))
+                        .bind(draft.price.cents())
+                        .bind(draft.stock.units())
+                        .bind(now);
+                }
+                let created = insert.fetch_all(&mut *tx).await?;
+                // Every new product's first ledger row is its initial stock, whatever order the
+                // ids came back in.
+                let values = (0..created.len())
+                    .map(|i| {
+                        let b = i * 2;
+                        format!("(${}, ${}, ${}, $1, NULL, $2)", b + 3, b + 4, b + 4)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) VALUES {values}"
+                );
+                let mut ledger = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(reason.as_str())
+                    .bind(now);
+                for (id, stock) in &created {
+                    ledger = ledger.bind(*id).bind(*stock);
+                }
+                ledger.execute(&mut *tx).await?;
             }
             let (progress, checkpoint) = finish(&plans);
             let cancel = record_progress!(tx, lease, progress, Some(&checkpoint)).await?;

@@ -75,15 +75,24 @@ impl Store {
 
     /// Deletes a file and its chunks.
     pub async fn delete_file(&self, file_id: i64) -> Result<(), StoreError> {
+        self.delete_files("SELECT $1", file_id).await
+    }
+
+    /// Deletes the files `select` (a statement of one parameter, `key`) names, chunks first.
+    async fn delete_files(&self, select: &'static str, key: i64) -> Result<(), StoreError> {
         on_db!(self, |_reader, writer, _dialect| {
-            sqlx::query("DELETE FROM job_file_chunks WHERE file_id = $1")
-                .bind(file_id)
-                .execute(writer)
-                .await?;
-            sqlx::query("DELETE FROM job_files WHERE id = $1")
-                .bind(file_id)
-                .execute(writer)
-                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM job_file_chunks WHERE file_id IN ({select})"
+            )))
+            .bind(key)
+            .execute(writer)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM job_files WHERE id IN ({select})"
+            )))
+            .bind(key)
+            .execute(writer)
+            .await?;
             Ok(())
         })
     }
@@ -107,19 +116,8 @@ impl Store {
 
     /// Deletes every file a job owns (an export starting over).
     pub async fn delete_job_files(&self, job_id: i64) -> Result<(), StoreError> {
-        on_db!(self, |_reader, writer, _dialect| {
-            sqlx::query(
-                "DELETE FROM job_file_chunks WHERE file_id IN (SELECT id FROM job_files WHERE job_id = $1)",
-            )
-            .bind(job_id)
-            .execute(writer)
-            .await?;
-            sqlx::query("DELETE FROM job_files WHERE job_id = $1")
-                .bind(job_id)
-                .execute(writer)
-                .await?;
-            Ok(())
-        })
+        self.delete_files("SELECT id FROM job_files WHERE job_id = $1", job_id)
+            .await
     }
 
     /// Deletes uploads no job took within a day (their request died) and the files of export

@@ -2,7 +2,7 @@
 //! and written to a file in the database, chunk by chunk, that any instance can serve.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::encode::Encoder;
@@ -46,14 +46,9 @@ impl JobHandler for ExportHandler {
 }
 
 async fn run_export(context: &mut JobContext) -> Outcome {
-    let payload: ExportPayload = match serde_json::from_value(context.job.payload.clone()) {
+    let payload: ExportPayload = match context.payload() {
         Ok(payload) => payload,
-        Err(error) => {
-            return Outcome::Rejected {
-                error: crate::store::jobs::job_failed(&format!("the job's payload is unreadable: {error}")),
-                result: Value::Null,
-            };
-        }
+        Err(outcome) => return outcome,
     };
     match export(context, &payload).await {
         Ok(outcome) => outcome,

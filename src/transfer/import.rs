@@ -228,14 +228,9 @@ fn spawn_reader(
 }
 
 async fn run_import(context: &mut JobContext) -> Outcome {
-    let payload: ImportPayload = match serde_json::from_value(context.job.payload.clone()) {
+    let payload: ImportPayload = match context.payload() {
         Ok(payload) => payload,
-        Err(error) => {
-            return Outcome::Rejected {
-                error: crate::store::jobs::job_failed(&format!("the job's payload is unreadable: {error}")),
-                result: json!(null),
-            };
-        }
+        Err(outcome) => return outcome,
     };
     let options = payload.options;
     let mut checkpoint: Checkpoint = context

@@ -191,19 +191,20 @@ pub async fn create_export(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let mut fields = Fields::new(body);
-    let format = fields.optional("format", |raw| {
+    // The document's shape: `format`, `q` and `in_stock` may be null (as absent); a price may not.
+    let format = fields.nullable("format", |raw| {
         FileFormat::parse(&decode::string(raw)?)
             .ok_or_else(|| Invalid::new("invalid_format", "must be csv or jsonl"))
     });
     let q = fields.nullable("q", |raw| SearchQuery::parse(&decode::string(raw)?));
-    let min_price = fields.nullable("min_price", price);
-    let max_price = fields.nullable("max_price", price);
+    let min_price = fields.optional("min_price", price);
+    let max_price = fields.optional("max_price", price);
     let in_stock = fields.nullable("in_stock", decode::boolean);
     fields.finish(&[])?;
     let filters = Filters {
         q: q.flatten(),
-        min_price: min_price.flatten(),
-        max_price: max_price.flatten(),
+        min_price,
+        max_price,
         in_stock: in_stock.flatten(),
     };
     if let (Some(min), Some(max)) = (filters.min_price, filters.max_price)
@@ -214,7 +215,7 @@ pub async fn create_export(
         ));
     }
     let payload = crate::transfer::export::ExportPayload {
-        format: format.unwrap_or(FileFormat::Csv),
+        format: format.flatten().unwrap_or(FileFormat::Csv),
         filters,
     };
     let payload = serde_json::to_value(&payload).map_err(|e| ApiError::Internal(e.into()))?;
