@@ -16,11 +16,13 @@ use super::idempotency::write_transaction;
 use super::inventory::insert_ledger;
 use super::jobs::{Lease, Progress, record_progress};
 use super::listing::export_where;
+use super::outbox::record_some;
 use super::products::{ProductRow, product_columns};
 use super::{Store, StoreError, Timestamp, on_db};
 use crate::domain::import::{ImportMode, ImportRow, Plan, plan};
 use crate::domain::listing::Filters;
 use crate::domain::product::{Description, Product, ProductDraft, Sku};
+use crate::domain::webhook::EventType;
 
 /// The products whose sku (ignoring case) is one of `skus`, by lower-cased sku.
 macro_rules! lookup_skus {
@@ -146,6 +148,8 @@ impl Store {
                     }
                     (Plan::Update, Some(current), Some(key)) => {
                         let product = update_product!(tx, current, &row.draft, reason.as_str(), now);
+                        record_some(&mut *tx, EventType::ProductUpdated, self.product_event(&product))
+                            .await?;
                         existing.insert(key, product);
                     }
                     _ => {}
@@ -171,9 +175,10 @@ impl Store {
                     .join(", ");
                 let sql = format!(
                     "INSERT INTO products (sku, name, description, price_cents, stock, version, created_at, updated_at) \
-                     VALUES {values} RETURNING id, stock"
+                     VALUES {values} RETURNING {}",
+                    product_columns!()
                 );
-                let mut insert = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql));
+                let mut insert = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql));
                 for draft in &creates {
                     insert = insert
                         .bind(draft.sku.as_ref().map(Sku::as_str))
@@ -183,7 +188,12 @@ impl Store {
                         .bind(draft.stock.units())
                         .bind(now);
                 }
-                let created = insert.fetch_all(&mut *tx).await?;
+                let mut created = Vec::with_capacity(creates.len());
+                for row in insert.fetch_all(&mut *tx).await? {
+                    let product = Product::try_from(row)?;
+                    record_some(&mut *tx, EventType::ProductCreated, self.product_event(&product)).await?;
+                    created.push((product.id, product.draft.stock.units()));
+                }
                 // Every new product's first ledger row is its initial stock, whatever order the
                 // ids came back in.
                 let values = (0..created.len())

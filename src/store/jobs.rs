@@ -10,8 +10,10 @@ use sqlx::FromRow;
 use tracing::instrument;
 
 use super::idempotency::write_transaction;
+use super::outbox::record_some;
 use super::{Conflict, Store, StoreError, Timestamp, for_update, on_db};
 use crate::domain::job::{Job, JobStatus};
+use crate::domain::webhook::EventType;
 
 /// The columns of a job, in the order [`JobRow`] reads them.
 macro_rules! job_columns {
@@ -446,7 +448,9 @@ impl Store {
             Finish::Release => ("queued", Some(now), None, None, 1),
         };
         let finished_at = JobStatus::parse(status).filter(|s| s.is_finished()).map(|_| now);
-        on_db!(self, |_reader, writer, _dialect| {
+        // The job's end and its `*.finished` event commit together (the transactional outbox).
+        write_transaction!(self, |tx, dialect| {
+            let _ = dialect;
             let row: Option<JobRow> = sqlx::query_as(concat!(
                 "UPDATE jobs SET status = $1, run_at = COALESCE($2, run_at), result = COALESCE($3, result), \
                  error = $4, finished_at = $5, attempts = attempts - $6, lease_owner = NULL, lease_until = NULL \
@@ -461,9 +465,20 @@ impl Store {
             .bind(attempts_delta)
             .bind(lease.job_id)
             .bind(lease.owner.as_str())
-            .fetch_optional(writer)
+            .fetch_optional(&mut *tx)
             .await?;
-            row.ok_or(StoreError::LeaseLost).and_then(Job::try_from)
+            let job = row.ok_or(StoreError::LeaseLost).and_then(Job::try_from)?;
+            if job.status.is_finished() {
+                let event = match job.kind.as_str() {
+                    "import" => Some(EventType::ImportFinished),
+                    "export" => Some(EventType::ExportFinished),
+                    _ => None,
+                };
+                if let Some(event) = event {
+                    record_some(&mut *tx, event, self.job_event(&job)).await?;
+                }
+            }
+            Ok(job)
         })
     }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::{Store, StoreError, Timestamp};
 use crate::domain::inventory::Adjustment;
+use crate::domain::job::Job;
 use crate::domain::product::Product;
 use crate::domain::webhook::EventType;
 
@@ -24,6 +25,8 @@ pub struct EventShapes {
     /// A ledger entry as the stock-adjustments endpoint returns it, with the product's new
     /// `version` (the second argument).
     pub adjustment: fn(&Adjustment, i64) -> serde_json::Value,
+    /// A job as `GET /api/v1/jobs/{id}` returns it.
+    pub job: fn(&Job) -> serde_json::Value,
 }
 
 /// The body every delivery of an event sends.
@@ -109,6 +112,11 @@ impl Store {
     /// The `data` of a product event, when events are recorded.
     pub(crate) fn product_event(&self, product: &Product) -> Option<serde_json::Value> {
         self.event_shapes.map(|shapes| (shapes.product)(product))
+    }
+
+    /// The `data` of an `import.finished` or `export.finished` event, when events are recorded.
+    pub(crate) fn job_event(&self, job: &Job) -> Option<serde_json::Value> {
+        self.event_shapes.map(|shapes| (shapes.job)(job))
     }
 
     /// The `data` of a `stock.adjusted` event, when events are recorded.

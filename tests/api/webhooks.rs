@@ -353,6 +353,45 @@ both_backends! {
         assert_eq!(deleted[0]["data"], before_delete, "the product as it was");
     }
 
+    async fn imports_and_exports_emit_product_and_finished_events_in_their_transactions(app) with DELIVERING => {
+        let receiver = Receiver::start(&[]).await;
+        let events = ["product.created", "product.updated", "import.finished", "export.finished"];
+        let secret = subscribe(&app, &receiver.url(), &events).await["secret"].as_str().unwrap().to_owned();
+
+        let first = crate::job_helpers::import_and_wait(&app, "", "sku,name,price,stock\nA-1,Alpha,1.00,2\nB-2,Beta,2.00,3\n").await;
+        assert_eq!(first["status"], "succeeded", "{first}");
+        // One row changed, one unchanged: one update event, none for the unchanged row.
+        let second = crate::job_helpers::import_and_wait(&app, "", "sku,name,price,stock\nA-1,Alpha,1.50,2\nB-2,Beta,2.00,3\n").await;
+        assert_eq!(second["result"]["updated"], 1, "{second}");
+        let response = app.send_json(Method::POST, "/api/v1/exports", &json!({"format": "csv"})).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let export: Value = response.json().await.unwrap();
+        let export = crate::job_helpers::wait_job(&app, &export["id"], 60).await;
+        assert_eq!(export["status"], "succeeded", "{export}");
+
+        // 2 created + 1 updated + 2 import.finished + 1 export.finished.
+        let received = receiver.exactly(6).await;
+        for r in &received {
+            assert_fresh_and_signed(&secret, r);
+        }
+        let of_type = |kind: &str| -> Vec<Value> {
+            received.iter().map(Received::json).filter(|e| e["type"] == kind).collect()
+        };
+        let mut created: Vec<String> = of_type("product.created").iter().map(|e| e["data"]["sku"].as_str().unwrap().to_owned()).collect();
+        created.sort();
+        assert_eq!(created, ["A-1", "B-2"]);
+        let updated = of_type("product.updated");
+        assert_eq!(updated.len(), 1);
+        assert_eq!((updated[0]["data"]["sku"].clone(), updated[0]["data"]["price"].clone()), (json!("A-1"), json!("1.50")));
+        let mut finished: Vec<Value> = of_type("import.finished").iter().map(|e| e["data"]["id"].clone()).collect();
+        finished.sort_by_key(|id| id.as_i64());
+        assert_eq!(finished, [first["id"].clone(), second["id"].clone()]);
+        let exported = of_type("export.finished");
+        assert_eq!(exported.len(), 1);
+        assert_eq!(exported[0]["data"]["id"], export["id"]);
+        assert_eq!(exported[0]["data"]["status"], "succeeded", "the job as it ended");
+    }
+
     async fn a_refused_change_emits_nothing(app) with DELIVERING => {
         let receiver = Receiver::start(&[]).await;
         subscribe(&app, &receiver.url(), &ALL_EVENTS).await;

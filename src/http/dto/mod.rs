@@ -20,5 +20,6 @@ pub fn event_shapes() -> crate::store::outbox::EventShapes {
             }
             value
         },
+        job: |job| serde_json::to_value(job::JobResponse::from(job.clone())).unwrap_or_default(),
     }
 }
