@@ -306,6 +306,19 @@ both_backends! {
         assert_eq!(list["total"], 1, "nothing refused was stored");
     }
 
+    async fn production_takes_only_https_targets(app) with &[
+        ("TIENDA_ENV", "production"),
+        ("TIENDA_JWT_SECRET", "a-production-secret-of-at-least-32-bytes"),
+        ("TIENDA_WEBHOOK_ALLOW_PRIVATE", "true"),
+    ] => {
+        let response = app
+            .send_json(Method::POST, "/api/v1/webhooks", &json!({"url": "http://127.0.0.1:9/hook", "events": ["product.created"]}))
+            .await;
+        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "/problems/validation").await;
+        assert_eq!(error_code(&problem, "url"), "https_required");
+        subscribe(&app, "https://127.0.0.1:9/hook", &["product.created"]).await;
+    }
+
     async fn every_event_type_arrives_once_with_a_valid_signature(app) with DELIVERING => {
         let receiver = Receiver::start(&[]).await;
         let secret = subscribe(&app, &receiver.url(), &ALL_EVENTS).await["secret"].as_str().unwrap().to_owned();
