@@ -106,7 +106,7 @@ def wait_unique(receiver_port, n, timeout):
 
 
 def count_events(backend, database_url, path):
-    query = "SELECT count(*) FROM webhook_outbox"
+    query = "SELECT count(*) FROM webhook_outbox WHERE event_type = 'product.updated'"
     if backend == "sqlite":
         return int(subprocess.run(["sqlite3", path, query], capture_output=True, text=True, check=True).stdout)
     return int(subprocess.run(["psql", database_url, "-Atc", query], capture_output=True, text=True, check=True).stdout)
