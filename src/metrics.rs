@@ -440,6 +440,8 @@ pub fn zero_counters() {
         counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).absolute(0);
     }
     counter!(WEBHOOK_ENDPOINTS_DISABLED).absolute(0);
+    // Registered, so the histogram is exported (all buckets 0) before the first attempt.
+    let _ = histogram!(WEBHOOK_ATTEMPT_DURATION);
     gauge!(WEBHOOK_OUTBOX_LAG).set(0.0);
     gauge!(HTTP_IN_FLIGHT).increment(0.0);
     jobs::zero();

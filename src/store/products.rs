@@ -131,6 +131,25 @@ macro_rules! bind_draft {
     };
 }
 
+/// Reads product `$id` under its write lock in the open transaction `$tx`; returns early with
+/// `NotFound`, or `PreconditionFailed` when `$precondition` does not hold for it.
+macro_rules! locked_product {
+    ($tx:ident, $dialect:ident, $id:expr, $precondition:expr) => {{
+        let current: Option<ProductRow> = sqlx::query_as(for_update!(
+            $dialect,
+            concat!("SELECT ", product_columns!(), " FROM products WHERE id = $1")
+        ))
+        .bind($id)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        let current = Product::try_from(current.ok_or(StoreError::NotFound)?)?;
+        if !$precondition.holds(current.version) {
+            return Err(StoreError::PreconditionFailed);
+        }
+        current
+    }};
+}
+
 /// Why a ledger row was written by a product write (stock adjustments carry the client's reason).
 pub const REASON_INITIAL: &str = "initial stock";
 /// The reason of a ledger row written by a PUT or PATCH that changes the stock.
@@ -187,17 +206,7 @@ impl Store {
     ) -> Result<Product, StoreError> {
         let now = Timestamp::now();
         let result = write_transaction!(self, |tx, dialect| {
-            let current: Option<ProductRow> = sqlx::query_as(for_update!(
-                dialect,
-                concat!("SELECT ", product_columns!(), " FROM products WHERE id = $1")
-            ))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let current = Product::try_from(current.ok_or(StoreError::NotFound)?)?;
-            if !precondition.holds(current.version) {
-                return Err(StoreError::PreconditionFailed);
-            }
+            let current = locked_product!(tx, dialect, id, precondition);
             let draft = change(&current.draft);
             let row: ProductRow = bind_draft!(sqlx::query_as(UPDATE_PRODUCT), draft)
                 .bind(now)
@@ -222,17 +231,7 @@ impl Store {
     #[instrument(name = "db.delete_product", skip_all, fields(product_id = id), err(level = "debug"))]
     pub async fn delete_product(&self, id: i64, precondition: &Precondition) -> Result<(), StoreError> {
         let result = write_transaction!(self, |tx, dialect| {
-            let current: Option<ProductRow> = sqlx::query_as(for_update!(
-                dialect,
-                concat!("SELECT ", product_columns!(), " FROM products WHERE id = $1")
-            ))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let current = Product::try_from(current.ok_or(StoreError::NotFound)?)?;
-            if !precondition.holds(current.version) {
-                return Err(StoreError::PreconditionFailed);
-            }
+            let current = locked_product!(tx, dialect, id, precondition);
             // The event carries the product as it was.
             record_some(&mut *tx, EventType::ProductDeleted, self.product_event(&current)).await?;
             sqlx::query("DELETE FROM products WHERE id = $1")

@@ -37,6 +37,7 @@ pub async fn run_due_deliveries(
 ) {
     let settings = Arc::new(settings);
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let half = (settings.concurrency / 2).clamp(1, CLAIM_BATCH);
     let (outcomes, received) = mpsc::unbounded_channel::<AttemptRecord>();
     let recorder = tokio::spawn(record_outcomes(store.clone(), settings.clone(), received));
     let work = async {
@@ -76,10 +77,11 @@ pub async fn run_due_deliveries(
             }
             if !busy {
                 tokio::time::sleep(IDLE_POLL).await;
-            } else if slots.available_permits() == 0 {
-                // Every slot busy: wait for one to free rather than spin.
-                if let Ok(permit) = slots.acquire().await {
-                    drop(permit);
+            } else if slots.available_permits() < half {
+                // Most slots busy: wait until half are free, so the next claim takes a batch in
+                // one transaction rather than one delivery per transaction.
+                if let Ok(permits) = slots.acquire_many(half as u32).await {
+                    drop(permits);
                 }
             }
         }
