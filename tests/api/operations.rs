@@ -56,7 +56,8 @@ both_backends! {
         // to count only this test's requests, a `tienda` process of its own serves them, on
         // this variant's database.
         let database_url = app.database_url.clone();
-        let settings = [("DATABASE_URL", database_url.as_str()), ("TIENDA_BUSINESS_METRICS_SECS", "1")];
+        // The cache on (as `auto` makes it on SQLite): its series are among deploy/'s names.
+        let settings = [("DATABASE_URL", database_url.as_str()), ("TIENDA_BUSINESS_METRICS_SECS", "1"), ("TIENDA_CACHE", "local")];
         let (mut server, addr) = tokio::task::block_in_place(|| crate::process::serve(&std::env::temp_dir(), &settings));
         let base = format!("http://{addr}");
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
