@@ -167,8 +167,8 @@ async fn run(a: &Arc<TestApp>, b: &Arc<TestApp>, ids: &[i64], rounds: usize, tal
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
-    not(tienda_test_postgres),
-    ignore = "set TIENDA_TEST_DATABASE_URL to run the PostgreSQL variants"
+    not(all(tienda_test_postgres, tienda_test_redis)),
+    ignore = "set TIENDA_TEST_DATABASE_URL and TIENDA_TEST_REDIS_URL (redis-server installed) to run it"
 )]
 async fn instances_see_each_others_writes_100_ms_later_through_a_redis_restart() {
     let mut redis = OwnRedis::start();
