@@ -34,10 +34,10 @@ trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 wait_http() { for _ in $(seq 1 100); do curl -fs -o /dev/null "$1" && return 0; sleep 0.2; done; echo "no answer from $1" >&2; exit 1; }
 
 # wrk's requests per second, p50 and p99 (ms), and the non-2xx count.
-load() { # label url [wrk args...]
-  local label=$1 url=$2 out
-  shift 2
-  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION"s --latency "$@" "$url" 2>&1)
+load() { # label wrk-args... (the URL among them)
+  local label=$1 out
+  shift
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION"s --latency "$@" 2>&1)
   awk -v l="$label" '
     /Requests\/sec/ { rps = $2 }
     /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
@@ -73,7 +73,7 @@ run_db() { # label url
     token=$(curl -fs "127.0.0.1:$PORT/api/v1/auth/login" -H 'content-type: application/json' \
       -d '{"email":"bench@tienda.test","password":"bench-password-1"}' \
       | python3 -c 'import json,sys;print(json.load(sys.stdin)["access_token"])')
-    TOKEN=$token load "$db $mode stock-adjust" "http://127.0.0.1:$PORT" -s bench/adjust.lua -- spread 10000
+    TOKEN=$token load "$db $mode stock-adjust" -s bench/adjust.lua "http://127.0.0.1:$PORT" -- spread 10000
     kill "$pid"; wait "$pid" 2>/dev/null || true
   done
 }
