@@ -90,6 +90,19 @@ async fn connect_redis(config: &Config) -> Result<Option<ConnectionManager>, Sta
     Ok(Some(manager))
 }
 
+/// The response cache `config` asks for, attached to `store` so every product write it commits
+/// empties what it changed (here, and over Redis on the other instances). A process that writes
+/// products without serving them (`tienda worker`, `tienda import`) calls it too: in `redis`
+/// mode its writes then reach the serving instances' caches.
+pub fn with_cache(config: &Config, store: Store) -> Result<(Store, Cache), StartupError> {
+    let cache = Cache::new(&config.cache, config.redis_url.as_deref()).map_err(StartupError::Redis)?;
+    let store = match cache.is_on() {
+        true => store.with_listener(Arc::new(cache.clone())),
+        false => store,
+    };
+    Ok((store, cache))
+}
+
 /// The authentication service for `config`: keys, hasher, throttle (shared through Redis when
 /// there is one).
 pub async fn auth_service(
@@ -123,12 +136,7 @@ impl Application {
         crate::install_tls_provider();
         let store = open_store(&config).await?;
         let redis = connect_redis(&config).await?;
-        let cache = Cache::new(&config.cache, config.redis_url.as_deref()).map_err(StartupError::Redis)?;
-        // Every product write the store commits empties what it changed from the cache.
-        let store = match cache.is_on() {
-            true => store.with_listener(Arc::new(cache.clone())),
-            false => store,
-        };
+        let (store, cache) = with_cache(&config, store)?;
         let auth = auth_service(&config, &store, redis.as_ref()).await?;
         if let Some((email, password)) = &config.auth.bootstrap_admin {
             let created = auth

@@ -163,7 +163,7 @@ impl std::fmt::Debug for Cache {
 }
 
 struct Inner {
-    products: Moka<(i64, u64), Arc<Answer>>,
+    products: Moka<(u64, i64), Arc<Answer>>,
     listings: Moka<(u64, String), Arc<Answer>>,
     epochs: Epochs,
     /// False while the entries cannot be trusted (the Redis channel is down, so invalidations
@@ -205,7 +205,7 @@ impl Cache {
         let half = (settings.max_bytes / 2).max(1);
         let products = Moka::builder()
             .max_capacity(half)
-            .weigher(|_: &(i64, u64), answer: &Arc<Answer>| answer.weight(16))
+            .weigher(|_: &(u64, i64), answer: &Arc<Answer>| answer.weight(16))
             .time_to_live(settings.ttl)
             .build();
         let listings = Moka::builder()
@@ -240,14 +240,14 @@ impl Cache {
     where
         Fut: Future<Output = Result<Answer, E>>,
     {
-        let Some(inner) = &self.inner else {
-            return Ok((Arc::new(load().await?), None));
-        };
-        let epoch = inner.epochs.product(id);
-        let current = || inner.epochs.product(id) == epoch;
-        inner
-            .lookup(&inner.products, (id, epoch), "product", current, load)
-            .await
+        self.read(
+            |inner| &inner.products,
+            |epochs| epochs.product(id),
+            "product",
+            id,
+            load,
+        )
+        .await
     }
 
     /// A listing page by its normalised query (equal queries, equal text), as [`Cache::product`].
@@ -259,20 +259,35 @@ impl Cache {
     where
         Fut: Future<Output = Result<Answer, E>>,
     {
+        self.read(
+            |inner| &inner.listings,
+            Epochs::listings,
+            "listing",
+            normalised,
+            load,
+        )
+        .await
+    }
+
+    /// Looks `item` up under the epoch `epoch` reads now, in the cache `which` picks.
+    async fn read<T, E, Fut>(
+        &self,
+        which: impl FnOnce(&Inner) -> &Moka<(u64, T), Arc<Answer>>,
+        epoch: impl Fn(&Epochs) -> u64,
+        name: &'static str,
+        item: T,
+        load: impl Fn() -> Fut,
+    ) -> Result<(Arc<Answer>, Option<Lookup>), E>
+    where
+        T: std::hash::Hash + Eq + Send + Sync + 'static,
+        Fut: Future<Output = Result<Answer, E>>,
+    {
         let Some(inner) = &self.inner else {
             return Ok((Arc::new(load().await?), None));
         };
-        let generation = inner.epochs.listings();
-        let current = || inner.epochs.listings() == generation;
-        inner
-            .lookup(
-                &inner.listings,
-                (generation, normalised),
-                "listing",
-                current,
-                load,
-            )
-            .await
+        let at = epoch(&inner.epochs);
+        let current = || epoch(&inner.epochs) == at;
+        inner.lookup(which(inner), (at, item), name, current, load).await
     }
 
     /// **The invalidation hook.** Call it after a product write has committed and before its
@@ -379,7 +394,7 @@ impl Inner {
     async fn apply(&self, change: &ProductChange) {
         match change {
             ProductChange::Products(ids) => {
-                let old: Vec<(i64, u64)> = ids.iter().map(|id| (*id, self.epochs.product(*id))).collect();
+                let old: Vec<(u64, i64)> = ids.iter().map(|id| (self.epochs.product(*id), *id)).collect();
                 self.epochs.bump(change);
                 self.listings.invalidate_all();
                 // Other ids of the same stripes are unreachable too; they go when they expire

@@ -12,14 +12,14 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, product_body};
 
-/// A throw-away `redis-server` without persistence; killed when dropped.
-struct OwnRedis {
+/// A throw-away `redis-server` without persistence on a free port; killed when dropped.
+pub(crate) struct OwnRedis {
     port: u16,
     child: Option<Child>,
 }
 
 impl OwnRedis {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -30,7 +30,12 @@ impl OwnRedis {
         redis
     }
 
-    fn up(&mut self) {
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again, on the same port) and waits until it accepts connections.
+    pub(crate) fn up(&mut self) {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -56,7 +61,7 @@ impl OwnRedis {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -162,12 +167,12 @@ async fn run(a: &Arc<TestApp>, b: &Arc<TestApp>, ids: &[i64], rounds: usize, tal
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
-    not(tienda_test_postgres),
-    ignore = "set TIENDA_TEST_DATABASE_URL to run the PostgreSQL variants"
+    not(all(tienda_test_postgres, tienda_test_redis)),
+    ignore = "set TIENDA_TEST_DATABASE_URL and TIENDA_TEST_REDIS_URL (redis-server installed) to run it"
 )]
 async fn instances_see_each_others_writes_100_ms_later_through_a_redis_restart() {
     let mut redis = OwnRedis::start();
-    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let url = redis.url();
     let settings = [("TIENDA_CACHE", "redis"), ("REDIS_URL", url.as_str())];
     let a = Arc::new(TestApp::spawn_with(Backend::Postgres, &settings).await.unwrap());
     let b = Arc::new(a.sibling(&settings).await);

@@ -56,7 +56,8 @@ both_backends! {
         // to count only this test's requests, a `tienda` process of its own serves them, on
         // this variant's database.
         let database_url = app.database_url.clone();
-        let settings = [("DATABASE_URL", database_url.as_str()), ("TIENDA_BUSINESS_METRICS_SECS", "1")];
+        // The cache on (as `auto` makes it on SQLite): its series are among deploy/'s names.
+        let settings = [("DATABASE_URL", database_url.as_str()), ("TIENDA_BUSINESS_METRICS_SECS", "1"), ("TIENDA_CACHE", "local")];
         let (mut server, addr) = tokio::task::block_in_place(|| crate::process::serve(&std::env::temp_dir(), &settings));
         let base = format!("http://{addr}");
         let client = crate::helpers::client_builder().no_proxy().build().unwrap();
@@ -203,44 +204,13 @@ async fn metrics_can_move_to_a_separate_listener() {
 async fn ready_is_degraded_naming_redis_when_redis_stops() {
     required_env(REDIS_ENV);
     // A Redis of our own, on a free port, that we can stop (not the configured one).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut redis = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server is on PATH when TIENDA_TEST_REDIS_URL is set");
-    let url = format!("redis://127.0.0.1:{port}");
-    let mut app = None;
-    for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if redis::Client::open(url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .is_ok()
-        {
-            app = TestApp::spawn_with(Backend::Sqlite, &[("REDIS_URL", url.as_str())]).await;
-            break;
-        }
-    }
+    let mut redis = crate::cache_redis::OwnRedis::start();
+    let url = redis.url();
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("REDIS_URL", url.as_str())]).await;
     let app = app.expect("redis-server started");
     let ready: Value = app.anonymous_json("/health/ready").await;
     assert_eq!(ready["checks"], json!({"database": "up", "redis": "up"}));
-    redis.kill().unwrap();
-    redis.wait().unwrap();
+    redis.kill();
     // Redis down degrades the service (each instance falls back to its own throttle) but
     // stops nothing: still ready, the check marked down.
     let response = app.anonymous(Method::GET, "/health/ready").send().await.unwrap();
