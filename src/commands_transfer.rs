@@ -15,7 +15,7 @@ use crate::domain::import::{FileFormat, ImportOptions};
 use crate::domain::job::{Job, JobStatus, KIND_EXPORT};
 use crate::domain::listing::Filters;
 use crate::jobs::runner::{WorkerSettings, run_next};
-use crate::startup::{open_store, worker_settings};
+use crate::startup::{open_store, with_cache, worker_settings};
 use crate::store::Store;
 use crate::store::jobs::NewJob;
 use crate::transfer::export::ExportPayload;
@@ -134,7 +134,8 @@ pub async fn import(
     shutdown: impl Future<Output = ()>,
 ) -> Result<bool, CommandError> {
     let mut file = std::fs::File::open(path).map_err(io_error("FILE"))?;
-    let store = open_store(config).await?;
+    // Serving instances hear of the imported products over Redis (`TIENDA_CACHE=redis`).
+    let (store, _cache) = with_cache(config, open_store(config).await?)?;
     let mut upload = Upload::new(store.clone(), options, u64::MAX);
     let mut buffer = vec![0u8; CHUNK];
     let stored = loop {

@@ -294,7 +294,8 @@ pub fn worker_settings(jobs: &crate::config::JobSettings) -> crate::jobs::runner
 /// until `shutdown`; then each worker finishes its batch, records its progress and stops
 /// within the shutdown grace.
 pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartupError> {
-    let store = open_store(&config).await?;
+    // Imports commit products: serving instances hear of them over Redis (`TIENDA_CACHE=redis`).
+    let (store, _cache) = with_cache(&config, open_store(&config).await?)?;
     crate::metrics::install();
     crate::metrics::zero_counters();
     let mut settings = worker_settings(&config.jobs);
