@@ -409,6 +409,89 @@ test("users: an admin changes a role", async () => {
   assert.equal(users.find((u) => u.email === CLERK_EMAIL).role, "admin");
 });
 
+test("import a CSV: a dry run shows the bad row by line and field, then skip imports the rest", async () => {
+  const csv = "sku,name,description,price,stock\n" +
+    "IMP-1,Imported lamp one,,12.50,4\n" +
+    "IMP-2,Imported lamp two,,not-a-price,4\n" +
+    "IMP-3,Imported lamp three,,14.00,0\n";
+  const file = { name: "lamps.csv", mimeType: "text/csv", buffer: Buffer.from(csv) };
+  await admin.goto(BASE + "/admin/imports");
+  await checkAccessibility(admin, "imports");
+  await weigh(admin, "/admin/imports", "imports");
+  // A wrong header row is refused at once, before any job: the API's message, under the form.
+  await admin.setInputFiles("#file", { name: "bad.csv", mimeType: "text/csv", buffer: Buffer.from("sku,name,colour\nX,Y,red\n") });
+  await admin.click("#import-form button[type=submit]");
+  await admin.waitForSelector("#upload-error");
+  assert.match(await admin.textContent("#upload-error"), /colour/);
+  await checkAccessibility(admin, "import refused");
+  await shot(admin, "11-import-refused");
+
+  // The dry run: the job's page shows the bad row's line and field, and writes nothing.
+  await admin.setInputFiles("#file", file);
+  assert.equal(await admin.isChecked("#dry_run"), true, "a dry run by default");
+  await Promise.all([admin.waitForURL(/\/admin\/jobs\/\d+$/), admin.click("#import-form button[type=submit]")]);
+  await admin.waitForFunction(() => document.querySelector("#job-state")?.textContent === "succeeded", null, { timeout: 20000 });
+  const errorRows = await admin.$$eval("#row-errors tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent.trim())));
+  assert.equal(errorRows.length, 1);
+  assert.equal(errorRows[0][0], "3", "the line (the header is line 1)");
+  assert.equal(errorRows[0][1], "price", "the field");
+  assert.equal(await admin.textContent("[data-count=invalid]"), "1");
+  assert.equal(await admin.textContent("[data-count=created]"), "2", "would be created");
+  assert.match(await admin.textContent("h1"), /Dry run/);
+  await checkAccessibility(admin, "import dry run");
+  await shot(admin, "12-import-dry-run");
+  const none = await api("GET", "/api/v1/products?q=Imported%20lamp");
+  assert.equal(none.body.items.length, 0, "a dry run writes nothing");
+
+  // Again with skip, for real: the two good rows are written, the bad one counted.
+  await admin.goto(BASE + "/admin/imports");
+  await admin.setInputFiles("#file", file);
+  await admin.selectOption("#on_error", "skip");
+  await admin.uncheck("#dry_run");
+  await Promise.all([admin.waitForURL(/\/admin\/jobs\/\d+$/), admin.click("#import-form button[type=submit]")]);
+  await admin.waitForFunction(() => document.querySelector("#job-state")?.textContent === "succeeded", null, { timeout: 20000 });
+  assert.equal(await admin.textContent("[data-count=rows]"), "3");
+  assert.equal(await admin.textContent("[data-count=created]"), "2");
+  assert.equal(await admin.textContent("[data-count=invalid]"), "1");
+  assert.equal(await admin.$$eval("#row-errors tbody tr", (trs) => trs.length), 1);
+  await checkAccessibility(admin, "import done");
+  await shot(admin, "13-import-skip");
+  const written = await api("GET", "/api/v1/products?q=Imported%20lamp");
+  assert.deepEqual(written.body.items.map((p) => p.sku).sort(), ["IMP-1", "IMP-3"]);
+});
+
+test("export the filtered list and download it; the jobs list shows it first", async () => {
+  await admin.goto(BASE + "/admin/products?q=mug");
+  await Promise.all([
+    admin.waitForURL(/\/admin\/jobs\/\d+$/),
+    admin.click("form.export button[type=submit]"),
+  ]);
+  const jobId = admin.url().match(/(\d+)$/)[1];
+  await admin.waitForSelector("#download", { timeout: 20000 });
+  assert.equal(await admin.textContent("#job-state"), "succeeded");
+  await checkAccessibility(admin, "export");
+  await shot(admin, "14-export");
+  const [download] = await Promise.all([admin.waitForEvent("download"), admin.click("#download")]);
+  assert.equal(download.suggestedFilename(), `export-${jobId}.csv`);
+  const lines = readFileSync(await download.path(), "utf8").trim().split("\n");
+  assert.match(lines[0], /^sku,name/);
+  const mugs = (await api("GET", "/api/v1/products?q=mug&per_page=100")).body.items;
+  assert.equal(lines.length - 1, mugs.length, "one line per product the filter matches");
+  assert.ok(mugs.length > 0);
+  for (const mug of mugs) {
+    assert.ok(lines.some((line) => line.startsWith(`${mug.sku},`)), `${mug.sku} is in the file`);
+  }
+  assert.ok(!lines.some((line) => /Cotton shirt/.test(line)), "nothing the filter excludes");
+
+  await admin.goto(BASE + "/admin/jobs?kind=export");
+  const first = await admin.$$eval("tbody tr:first-child > *", (cells) => cells.map((c) => c.textContent.trim()));
+  assert.equal(first[0], `#${jobId}`, "newest first");
+  assert.deepEqual([...new Set(await admin.$$eval("tbody tr td:nth-child(2)", (tds) => tds.map((td) => td.textContent)))], ["export"]);
+  await checkAccessibility(admin, "jobs");
+  await weigh(admin, "/admin/jobs", "jobs");
+  await shot(admin, "15-jobs");
+});
+
 test("sign out", async () => {
   await admin.goto(BASE + "/admin/products");
   await Promise.all([admin.waitForURL(/\/admin\/sign-in$/), admin.click("header.top button[type=submit]")]);
