@@ -8,6 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
@@ -490,6 +491,80 @@ test("export the filtered list and download it; the jobs list shows it first", a
   await checkAccessibility(admin, "jobs");
   await weigh(admin, "/admin/jobs", "jobs");
   await shot(admin, "15-jobs");
+});
+
+test("webhooks: an endpoint gets a delivery, retried from the console; events, secret rotation, disabling", async () => {
+  // A tiny receiver: records each delivery and answers 204.
+  const received = [];
+  const receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      received.push({ id: req.headers["webhook-id"], signature: req.headers["webhook-signature"], body });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const target = `http://127.0.0.1:${receiver.address().port}/hook`;
+  try {
+    await admin.goto(BASE + "/admin/webhooks");
+    await checkAccessibility(admin, "webhooks");
+    await weigh(admin, "/admin/webhooks", "webhooks");
+    await admin.fill("#url", target);
+    await admin.check("#event-product\\.created");
+    await Promise.all([admin.waitForLoadState("load"), admin.click("#create-webhook")]);
+    await admin.waitForSelector("#secret");
+    const secret = (await admin.textContent("#secret")).trim();
+    assert.ok(secret.length >= 24, `a secret is shown once: ${secret}`);
+    await checkAccessibility(admin, "webhook created");
+    await shot(admin, "16-webhook-created");
+    const endpoint = (await api("GET", "/api/v1/webhooks")).body.items.find((w) => w.url === target);
+    assert.deepEqual(endpoint.events, ["product.created"]);
+    await admin.goto(BASE + `/admin/webhooks/${endpoint.id}`);
+    assert.equal(await admin.$("#secret"), null, "the secret is not shown again");
+
+    // An event: a delivery reaches the receiver and the log says delivered.
+    const created = await api("POST", "/api/v1/products", { name: "Webhook lamp", price: "10.00", stock: 1 });
+    assert.equal(created.status, 201);
+    const deadline = Date.now() + 20000;
+    let status = "";
+    while (Date.now() < deadline) {
+      await admin.goto(BASE + `/admin/webhooks/${endpoint.id}`);
+      status = (await admin.$$eval("#deliveries tbody tr:first-child td", (tds) => tds.map((td) => td.textContent.trim())))[1] ?? "";
+      if (status === "delivered") break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.equal(status, "delivered");
+    assert.equal(received.length, 1);
+    assert.equal(JSON.parse(received[0].body).type, "product.created");
+    await checkAccessibility(admin, "webhook deliveries");
+    await shot(admin, "17-webhook-deliveries");
+
+    // Retry: the same event (same webhook-id) is sent again.
+    await Promise.all([admin.waitForURL(new RegExp(`/admin/webhooks/${endpoint.id}$`)), admin.click("#deliveries button")]);
+    const again = Date.now() + 20000;
+    while (received.length < 2 && Date.now() < again) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(received.length, 2, "the retry was sent");
+    assert.equal(received[1].id, received[0].id);
+
+    // Rotate: a new secret, shown once.
+    await Promise.all([admin.waitForLoadState("load"), admin.click("#rotate")]);
+    await admin.waitForSelector("#secret");
+    const rotated = (await admin.textContent("#secret")).trim();
+    assert.notEqual(rotated, secret);
+
+    // Events and disabling.
+    await admin.goto(BASE + `/admin/webhooks/${endpoint.id}`);
+    await admin.check("#event-product\\.updated");
+    await admin.selectOption("#status", "disabled");
+    await Promise.all([admin.waitForURL(new RegExp(`/admin/webhooks/${endpoint.id}$`)), admin.click("#save-webhook")]);
+    const after = (await api("GET", `/api/v1/webhooks/${endpoint.id}`)).body;
+    assert.deepEqual([...after.events].sort(), ["product.created", "product.updated"]);
+    assert.equal(after.disabled, true);
+    assert.equal(await admin.inputValue("#status"), "disabled");
+  } finally {
+    receiver.close();
+  }
 });
 
 test("sign out", async () => {

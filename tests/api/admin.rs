@@ -431,4 +431,33 @@ both_backends! {
             );
         }
     }
+
+    async fn the_webhook_pages_refuse_staff_and_their_posts_need_the_csrf_token(app) {
+        app.user_token("clerk@tienda.test", "staff").await;
+        let mut clerk = Console::new(&app);
+        assert_eq!(clerk.sign_in("clerk@tienda.test", "user-password-1").await.status, StatusCode::SEE_OTHER);
+        assert_eq!(clerk.get("/admin/webhooks").await.status, StatusCode::FORBIDDEN);
+        clerk.get("/admin/products").await;
+        // A public address literal: no name to resolve, nothing private.
+        let fields = [("url", "https://93.184.215.14/hook"), ("events", "product.created")];
+        assert_eq!(clerk.post("/admin/webhooks", &fields, true).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM webhook_endpoints").await, 0);
+
+        let mut console = Console::new(&app);
+        console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(console.get("/admin/webhooks").await.status, StatusCode::OK);
+        assert_eq!(console.post("/admin/webhooks", &fields, false).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM webhook_endpoints").await, 0, "nothing created");
+        let created = console.post("/admin/webhooks", &fields, true).await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+        assert!(created.body.contains("id=\"secret\""), "the secret is shown once");
+        let id = app.scalar("SELECT MAX(id) FROM webhook_endpoints").await;
+        for path in [format!("/admin/webhooks/{id}/rotate"), format!("/admin/webhooks/{id}")] {
+            assert_eq!(console.post(&path, &[("status", "disabled")], false).await.status, StatusCode::FORBIDDEN, "{path}");
+        }
+        let shown = console.get(&format!("/admin/webhooks/{id}")).await;
+        assert!(!shown.body.contains("id=\"secret\""), "not shown again");
+        assert!(shown.body.contains("value=\"active\" selected"), "not disabled without the token");
+        assert_eq!(clerk.get(&format!("/admin/webhooks/{id}")).await.status, StatusCode::FORBIDDEN);
+    }
 }

@@ -360,3 +360,51 @@ pub struct JobStatusFragment {
     pub chrome: Chrome,
     pub job: JobView,
 }
+
+/// An event type as a checkbox.
+pub struct EventChoice {
+    pub name: &'static str,
+    pub checked: bool,
+}
+
+pub struct WebhookLine {
+    pub id: i64,
+    pub url: String,
+    pub events: String,
+    pub disabled: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/webhooks.html")]
+pub struct WebhooksPage {
+    pub chrome: Chrome,
+    pub endpoints: Vec<WebhookLine>,
+    pub events: Vec<EventChoice>,
+    pub errors: Vec<String>,
+    /// The URL as typed, kept when the form comes back with errors.
+    pub url: String,
+}
+
+pub struct DeliveryLine {
+    pub id: i64,
+    pub event_type: String,
+    pub status: &'static str,
+    pub attempts: i64,
+    pub last_status: String,
+    pub last_error: String,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/webhook.html")]
+pub struct WebhookPage {
+    pub chrome: Chrome,
+    pub id: i64,
+    pub url: String,
+    pub disabled: bool,
+    pub events: Vec<EventChoice>,
+    /// Shown once (after creation or a rotation); empty otherwise.
+    pub secret: String,
+    pub notice: String,
+    pub deliveries: Vec<DeliveryLine>,
+}
