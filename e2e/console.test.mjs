@@ -8,6 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
@@ -407,6 +408,163 @@ test("users: an admin changes a role", async () => {
   assert.equal(await admin.textContent("#notice"), "Saved.");
   const users = (await api("GET", "/api/v1/users?per_page=100")).body.items;
   assert.equal(users.find((u) => u.email === CLERK_EMAIL).role, "admin");
+});
+
+test("import a CSV: a dry run shows the bad row by line and field, then skip imports the rest", async () => {
+  const csv = "sku,name,description,price,stock\n" +
+    "IMP-1,Imported lamp one,,12.50,4\n" +
+    "IMP-2,Imported lamp two,,not-a-price,4\n" +
+    "IMP-3,Imported lamp three,,14.00,0\n";
+  const file = { name: "lamps.csv", mimeType: "text/csv", buffer: Buffer.from(csv) };
+  await admin.goto(BASE + "/admin/imports");
+  await checkAccessibility(admin, "imports");
+  await weigh(admin, "/admin/imports", "imports");
+  // A wrong header row is refused at once, before any job: the API's message, under the form.
+  await admin.setInputFiles("#file", { name: "bad.csv", mimeType: "text/csv", buffer: Buffer.from("sku,name,colour\nX,Y,red\n") });
+  await admin.click("#import-form button[type=submit]");
+  await admin.waitForSelector("#upload-error");
+  assert.match(await admin.textContent("#upload-error"), /colour/);
+  await checkAccessibility(admin, "import refused");
+  await shot(admin, "11-import-refused");
+
+  // The dry run: the job's page shows the bad row's line and field, and writes nothing.
+  await admin.setInputFiles("#file", file);
+  assert.equal(await admin.isChecked("#dry_run"), true, "a dry run by default");
+  await Promise.all([admin.waitForURL(/\/admin\/jobs\/\d+$/), admin.click("#import-form button[type=submit]")]);
+  await admin.waitForFunction(() => document.querySelector("#job-state")?.textContent === "succeeded", null, { timeout: 20000 });
+  const errorRows = await admin.$$eval("#row-errors tbody tr", (trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent.trim())));
+  assert.equal(errorRows.length, 1);
+  assert.equal(errorRows[0][0], "3", "the line (the header is line 1)");
+  assert.equal(errorRows[0][1], "price", "the field");
+  assert.equal(await admin.textContent("[data-count=invalid]"), "1");
+  assert.equal(await admin.textContent("[data-count=created]"), "2", "would be created");
+  assert.match(await admin.textContent("h1"), /Dry run/);
+  await checkAccessibility(admin, "import dry run");
+  await shot(admin, "12-import-dry-run");
+  const none = await api("GET", "/api/v1/products?q=Imported%20lamp");
+  assert.equal(none.body.items.length, 0, "a dry run writes nothing");
+
+  // Again with skip, for real: the two good rows are written, the bad one counted.
+  await admin.goto(BASE + "/admin/imports");
+  await admin.setInputFiles("#file", file);
+  await admin.selectOption("#on_error", "skip");
+  await admin.uncheck("#dry_run");
+  await Promise.all([admin.waitForURL(/\/admin\/jobs\/\d+$/), admin.click("#import-form button[type=submit]")]);
+  await admin.waitForFunction(() => document.querySelector("#job-state")?.textContent === "succeeded", null, { timeout: 20000 });
+  assert.equal(await admin.textContent("[data-count=rows]"), "3");
+  assert.equal(await admin.textContent("[data-count=created]"), "2");
+  assert.equal(await admin.textContent("[data-count=invalid]"), "1");
+  assert.equal(await admin.$$eval("#row-errors tbody tr", (trs) => trs.length), 1);
+  await checkAccessibility(admin, "import done");
+  await shot(admin, "13-import-skip");
+  const written = await api("GET", "/api/v1/products?q=Imported%20lamp");
+  assert.deepEqual(written.body.items.map((p) => p.sku).sort(), ["IMP-1", "IMP-3"]);
+});
+
+test("export the filtered list and download it; the jobs list shows it first", async () => {
+  await admin.goto(BASE + "/admin/products?q=mug");
+  await Promise.all([
+    admin.waitForURL(/\/admin\/jobs\/\d+$/),
+    admin.click("form.export button[type=submit]"),
+  ]);
+  const jobId = admin.url().match(/(\d+)$/)[1];
+  await admin.waitForSelector("#download", { timeout: 20000 });
+  assert.equal(await admin.textContent("#job-state"), "succeeded");
+  await checkAccessibility(admin, "export");
+  await shot(admin, "14-export");
+  const [download] = await Promise.all([admin.waitForEvent("download"), admin.click("#download")]);
+  assert.equal(download.suggestedFilename(), `export-${jobId}.csv`);
+  const lines = readFileSync(await download.path(), "utf8").trim().split("\n");
+  assert.match(lines[0], /^sku,name/);
+  const mugs = (await api("GET", "/api/v1/products?q=mug&per_page=100")).body.items;
+  assert.equal(lines.length - 1, mugs.length, "one line per product the filter matches");
+  assert.ok(mugs.length > 0);
+  for (const mug of mugs) {
+    assert.ok(lines.some((line) => line.startsWith(`${mug.sku},`)), `${mug.sku} is in the file`);
+  }
+  assert.ok(!lines.some((line) => /Cotton shirt/.test(line)), "nothing the filter excludes");
+
+  await admin.goto(BASE + "/admin/jobs?kind=export");
+  const first = await admin.$$eval("tbody tr:first-child > *", (cells) => cells.map((c) => c.textContent.trim()));
+  assert.equal(first[0], `#${jobId}`, "newest first");
+  assert.deepEqual([...new Set(await admin.$$eval("tbody tr td:nth-child(2)", (tds) => tds.map((td) => td.textContent)))], ["export"]);
+  await checkAccessibility(admin, "jobs");
+  await weigh(admin, "/admin/jobs", "jobs");
+  await shot(admin, "15-jobs");
+});
+
+test("webhooks: an endpoint gets a delivery, retried from the console; events, secret rotation, disabling", async () => {
+  // A tiny receiver: records each delivery and answers 204.
+  const received = [];
+  const receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      received.push({ id: req.headers["webhook-id"], signature: req.headers["webhook-signature"], body });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const target = `http://127.0.0.1:${receiver.address().port}/hook`;
+  try {
+    await admin.goto(BASE + "/admin/webhooks");
+    await checkAccessibility(admin, "webhooks");
+    await weigh(admin, "/admin/webhooks", "webhooks");
+    await admin.fill("#url", target);
+    await admin.check("#event-product\\.created");
+    await Promise.all([admin.waitForLoadState("load"), admin.click("#create-webhook")]);
+    await admin.waitForSelector("#secret");
+    const secret = (await admin.textContent("#secret")).trim();
+    assert.ok(secret.length >= 24, `a secret is shown once: ${secret}`);
+    await checkAccessibility(admin, "webhook created");
+    await shot(admin, "16-webhook-created");
+    const endpoint = (await api("GET", "/api/v1/webhooks")).body.items.find((w) => w.url === target);
+    assert.deepEqual(endpoint.events, ["product.created"]);
+    await admin.goto(BASE + `/admin/webhooks/${endpoint.id}`);
+    assert.equal(await admin.$("#secret"), null, "the secret is not shown again");
+
+    // An event: a delivery reaches the receiver and the log says delivered.
+    const created = await api("POST", "/api/v1/products", { name: "Webhook lamp", price: "10.00", stock: 1 });
+    assert.equal(created.status, 201);
+    const deadline = Date.now() + 20000;
+    let status = "";
+    while (Date.now() < deadline) {
+      await admin.goto(BASE + `/admin/webhooks/${endpoint.id}`);
+      status = (await admin.$$eval("#deliveries tbody tr:first-child td", (tds) => tds.map((td) => td.textContent.trim())))[1] ?? "";
+      if (status === "delivered") break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.equal(status, "delivered");
+    assert.equal(received.length, 1);
+    assert.equal(JSON.parse(received[0].body).type, "product.created");
+    await checkAccessibility(admin, "webhook deliveries");
+    await shot(admin, "17-webhook-deliveries");
+
+    // Retry: the same event (same webhook-id) is sent again.
+    await Promise.all([admin.waitForURL(new RegExp(`/admin/webhooks/${endpoint.id}$`)), admin.click("#deliveries button")]);
+    const again = Date.now() + 20000;
+    while (received.length < 2 && Date.now() < again) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(received.length, 2, "the retry was sent");
+    assert.equal(received[1].id, received[0].id);
+
+    // Rotate: a new secret, shown once.
+    await Promise.all([admin.waitForLoadState("load"), admin.click("#rotate")]);
+    await admin.waitForSelector("#secret");
+    const rotated = (await admin.textContent("#secret")).trim();
+    assert.notEqual(rotated, secret);
+
+    // Events and disabling.
+    await admin.goto(BASE + `/admin/webhooks/${endpoint.id}`);
+    await admin.check("#event-product\\.updated");
+    await admin.selectOption("#status", "disabled");
+    await Promise.all([admin.waitForURL(new RegExp(`/admin/webhooks/${endpoint.id}$`)), admin.click("#save-webhook")]);
+    const after = (await api("GET", `/api/v1/webhooks/${endpoint.id}`)).body;
+    assert.deepEqual([...after.events].sort(), ["product.created", "product.updated"]);
+    assert.equal(after.disabled, true);
+    assert.equal(await admin.inputValue("#status"), "disabled");
+  } finally {
+    receiver.close();
+  }
 });
 
 test("sign out", async () => {

@@ -106,6 +106,20 @@ impl<'a> Console<'a> {
         self.send(request).await
     }
 
+    /// Posts `body` raw (an import's file, as the console's script sends it), with `token` as
+    /// the `X-CSRF-Token` header when given.
+    async fn upload(&mut self, path: &str, body: &str, token: Option<&str>) -> Page {
+        let mut request = self
+            .client
+            .post(self.app.url(path))
+            .header("content-type", "text/csv")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.header("x-csrf-token", token);
+        }
+        self.send(request).await
+    }
+
     async fn sign_in(&mut self, email: &str, password: &str) -> Page {
         let form = self.get("/admin/sign-in").await;
         assert_eq!(form.status, StatusCode::OK);
@@ -353,5 +367,97 @@ both_backends! {
         assert!(page.body.contains(ADMIN_EMAIL), "the ledger names who");
         assert_eq!(app.get_product(id).await["stock"].as_i64().unwrap(), before - 1);
         app.assert_stock_matches_ledger(id).await;
+    }
+
+    async fn the_consoles_import_export_and_cancel_refuse_a_post_without_the_csrf_token(app) {
+        let mut console = Console::new(&app);
+        console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        console.get("/admin/imports").await;
+        let csv = "sku,name,description,price,stock\nCSRF-1,Lamp,,9.50,1\n";
+        let path = "/admin/imports?dry_run=true";
+        assert_eq!(console.upload(path, csv, None).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(console.upload(path, csv, Some("forged-token")).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM jobs").await, 0, "no job was queued");
+        assert_eq!(console.post("/admin/exports", &[("format", "csv")], false).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM jobs").await, 0, "no export was queued");
+
+        let token = console.csrf.clone();
+        let queued = console.upload(path, csv, Some(&token)).await;
+        assert_eq!(queued.status, StatusCode::SEE_OTHER);
+        let id = app.scalar("SELECT MAX(id) FROM jobs").await;
+        assert_eq!(location(&queued), format!("/admin/jobs/{id}"));
+        let cancel = format!("/admin/jobs/{id}/cancel");
+        assert_eq!(console.post(&cancel, &[], false).await.status, StatusCode::FORBIDDEN);
+        let cancelled = app
+            .scalar(&format!("SELECT COUNT(*) FROM jobs WHERE id = {id} AND status = 'cancelled'"))
+            .await;
+        assert_eq!(cancelled, 0, "the job was not cancelled");
+    }
+
+    async fn a_console_upload_is_judged_by_the_apis_import_path(app) {
+        let mut console = Console::new(&app);
+        console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        console.get("/admin/imports").await;
+        let token = console.csrf.clone();
+        let header = console.upload("/admin/imports", "sku,name,colour\nX,Y,red\n", Some(&token)).await;
+        assert_eq!(header.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", header.body);
+        assert!(header.body.contains("id=\"upload-error\""), "{}", header.body);
+        assert!(header.body.contains("colour"), "the column is named: {}", header.body);
+        let query = console.upload("/admin/imports?on_error=maybe", "sku,name\n", Some(&token)).await;
+        assert_eq!(query.status, StatusCode::BAD_REQUEST, "{}", query.body);
+        assert!(query.body.contains("on_error: must be abort or skip"), "{}", query.body);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM jobs").await, 0);
+    }
+
+    async fn a_customer_is_refused_the_jobs_pages_and_staff_see_them(app) {
+        app.user_token("clerk@tienda.test", "staff").await;
+        let mut clerk = Console::new(&app);
+        assert_eq!(clerk.sign_in("clerk@tienda.test", "user-password-1").await.status, StatusCode::SEE_OTHER);
+        for path in ["/admin/jobs", "/admin/imports"] {
+            assert_eq!(clerk.get(path).await.status, StatusCode::OK, "{path}");
+        }
+        // The clerk becomes a customer: the session stays, the pages go.
+        let id = app.scalar("SELECT id FROM users WHERE email = 'clerk@tienda.test'").await;
+        let response = app
+            .send_json(Method::PATCH, &format!("/api/v1/users/{id}"), &json!({"role": "customer"}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        for path in ["/admin/jobs", "/admin/imports", "/admin/jobs/1"] {
+            let page = clerk.get(path).await;
+            assert!(
+                matches!(page.status, StatusCode::FORBIDDEN | StatusCode::SEE_OTHER),
+                "{path}: {}",
+                page.status
+            );
+        }
+    }
+
+    async fn the_webhook_pages_refuse_staff_and_their_posts_need_the_csrf_token(app) {
+        app.user_token("clerk@tienda.test", "staff").await;
+        let mut clerk = Console::new(&app);
+        assert_eq!(clerk.sign_in("clerk@tienda.test", "user-password-1").await.status, StatusCode::SEE_OTHER);
+        assert_eq!(clerk.get("/admin/webhooks").await.status, StatusCode::FORBIDDEN);
+        clerk.get("/admin/products").await;
+        // A public address literal: no name to resolve, nothing private.
+        let fields = [("url", "https://93.184.215.14/hook"), ("events", "product.created")];
+        assert_eq!(clerk.post("/admin/webhooks", &fields, true).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM webhook_endpoints").await, 0);
+
+        let mut console = Console::new(&app);
+        console.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(console.get("/admin/webhooks").await.status, StatusCode::OK);
+        assert_eq!(console.post("/admin/webhooks", &fields, false).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(app.scalar("SELECT COUNT(*) FROM webhook_endpoints").await, 0, "nothing created");
+        let created = console.post("/admin/webhooks", &fields, true).await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+        assert!(created.body.contains("id=\"secret\""), "the secret is shown once");
+        let id = app.scalar("SELECT MAX(id) FROM webhook_endpoints").await;
+        for path in [format!("/admin/webhooks/{id}/rotate"), format!("/admin/webhooks/{id}")] {
+            assert_eq!(console.post(&path, &[("status", "disabled")], false).await.status, StatusCode::FORBIDDEN, "{path}");
+        }
+        let shown = console.get(&format!("/admin/webhooks/{id}")).await;
+        assert!(!shown.body.contains("id=\"secret\""), "not shown again");
+        assert!(shown.body.contains("value=\"active\" selected"), "not disabled without the token");
+        assert_eq!(clerk.get(&format!("/admin/webhooks/{id}")).await.status, StatusCode::FORBIDDEN);
     }
 }

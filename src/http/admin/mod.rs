@@ -9,16 +9,18 @@
 //! carries a strict Content-Security-Policy (set in `http/envelope.rs`): no inline script or
 //! style, nothing from elsewhere.
 //!
-//! Sessions: `session.rs`; pages: `products.rs`, `users.rs`; what each page shows: `views.rs`;
+//! Sessions: `session.rs`; pages: `products.rs`, `users.rs`, `jobs.rs` (imports, exports, jobs), `webhooks.rs`; what each page shows: `views.rs`;
 //! errors as pages: `page.rs`.
 
 mod assets;
 mod form;
+mod jobs;
 mod page;
 mod products;
 mod session;
 mod users;
 mod views;
+mod webhooks;
 
 use axum::Router;
 use axum::response::Redirect;
@@ -48,6 +50,20 @@ pub fn router() -> Router<AppState> {
         .route("/admin/products/columns", post(products::save_columns))
         .route("/admin/products/{id}", get(products::edit).post(products::save))
         .route("/admin/products/{id}/stock", post(products::adjust_stock))
+        .route("/admin/imports", get(jobs::imports).post(jobs::upload))
+        .route("/admin/exports", post(jobs::export))
+        .route("/admin/jobs", get(jobs::list))
+        .route("/admin/jobs/{id}", get(jobs::show))
+        .route("/admin/jobs/{id}/status", get(jobs::status))
+        .route("/admin/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/admin/jobs/{id}/file", get(jobs::file))
+        .route("/admin/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/admin/webhooks/{id}", get(webhooks::show).post(webhooks::change))
+        .route("/admin/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route(
+            "/admin/webhooks/{id}/deliveries/{delivery}/retry",
+            post(webhooks::retry),
+        )
         .route("/admin/users", get(users::list))
         .route("/admin/users/{id}", post(users::change))
 }

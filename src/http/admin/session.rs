@@ -263,3 +263,29 @@ pub async fn sign_out(
     set_cookie(&mut response, &state, SESSION_COOKIE, "", 0);
     Ok(response)
 }
+
+/// A request whose body is not a form (an import's file), from a signed-in staff member or
+/// admin with this session's CSRF token in the `X-CSRF-Token` header; without it, 403. The body
+/// is left unread for the handler.
+pub struct StaffUpload(pub AdminSession);
+
+impl FromRequestParts<AppState> for StaffUpload {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Staff(session) = Staff::from_request_parts(parts, state).await?;
+        let sent = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !same_token(sent, &session.csrf_token) {
+            tracing::warn!(
+                user_id = session.user.id,
+                "console upload without its CSRF token refused"
+            );
+            return Err(AdminError::Csrf);
+        }
+        Ok(StaffUpload(session))
+    }
+}

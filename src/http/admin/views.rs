@@ -282,3 +282,129 @@ pub struct UsersPage {
     pub error: String,
     pub more: bool,
 }
+
+/// The imports page: the upload form (sent by `admin.js` as the raw file, as the API takes it).
+#[derive(Template)]
+#[template(path = "admin/imports.html")]
+pub struct ImportsPage {
+    pub chrome: Chrome,
+}
+
+/// Why an upload was refused (a fragment `admin.js` puts under the form).
+#[derive(Template)]
+#[template(path = "admin/upload_error.html")]
+pub struct UploadError {
+    pub title: String,
+    pub detail: String,
+    pub errors: Vec<String>,
+}
+
+/// One row of the jobs list.
+pub struct JobLine {
+    pub id: i64,
+    pub kind: String,
+    pub status: &'static str,
+    pub progress: String,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/jobs.html")]
+pub struct JobsPage {
+    pub chrome: Chrome,
+    pub jobs: Vec<JobLine>,
+    pub kind: String,
+    pub status: String,
+    pub statuses: Vec<&'static str>,
+    pub total: u64,
+}
+
+/// A row error of an import, as listed in its result.
+pub struct RowErrorLine {
+    pub line: u64,
+    pub field: String,
+    pub message: String,
+}
+
+/// What a job's page shows of it, and its status fragment (polled every second until it ends).
+pub struct JobView {
+    pub id: i64,
+    pub kind: String,
+    pub status: &'static str,
+    pub finished: bool,
+    pub dry_run: bool,
+    pub done: i64,
+    pub total: Option<i64>,
+    pub created: String,
+    /// `(label, number)` pairs of the result.
+    pub counts: Vec<(&'static str, u64)>,
+    pub row_errors: Vec<RowErrorLine>,
+    /// How many row errors there were in all (the result lists the first 100).
+    pub invalid: u64,
+    pub error: String,
+    /// An export's file, once it has succeeded.
+    pub download: String,
+    pub can_cancel: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/job.html")]
+pub struct JobPage {
+    pub chrome: Chrome,
+    pub job: JobView,
+}
+
+#[derive(Template)]
+#[template(path = "admin/job_status.html")]
+pub struct JobStatusFragment {
+    pub chrome: Chrome,
+    pub job: JobView,
+}
+
+/// An event type as a checkbox.
+pub struct EventChoice {
+    pub name: &'static str,
+    pub checked: bool,
+}
+
+pub struct WebhookLine {
+    pub id: i64,
+    pub url: String,
+    pub events: String,
+    pub disabled: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/webhooks.html")]
+pub struct WebhooksPage {
+    pub chrome: Chrome,
+    pub endpoints: Vec<WebhookLine>,
+    pub events: Vec<EventChoice>,
+    pub errors: Vec<String>,
+    /// The URL as typed, kept when the form comes back with errors.
+    pub url: String,
+}
+
+pub struct DeliveryLine {
+    pub id: i64,
+    pub event_type: String,
+    pub status: &'static str,
+    pub attempts: i64,
+    pub last_status: String,
+    pub last_error: String,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/webhook.html")]
+pub struct WebhookPage {
+    pub chrome: Chrome,
+    pub id: i64,
+    pub url: String,
+    pub disabled: bool,
+    pub events: Vec<EventChoice>,
+    /// Shown once (after creation or a rotation); empty otherwise.
+    pub secret: String,
+    pub notice: String,
+    pub deliveries: Vec<DeliveryLine>,
+}

@@ -9,7 +9,7 @@ use tracing::instrument;
 
 use super::jobs::accepted;
 use crate::domain::import::{FileFormat, ImportMode, ImportOptions, OnError};
-use crate::domain::job::KIND_EXPORT;
+use crate::domain::job::{Job, KIND_EXPORT};
 use crate::domain::listing::{Filters, SearchQuery};
 use crate::domain::money::Price;
 use crate::domain::product::Invalid;
@@ -25,7 +25,7 @@ fn bad(field: &str, code: &'static str, message: &str) -> FieldError {
 }
 
 /// The import's query: `format`, `mode`, `on_error`, `dry_run`, each at most once.
-fn parse_import_query(query: Option<&str>) -> Result<ImportOptions, ApiError> {
+pub fn parse_import_query(query: Option<&str>) -> Result<ImportOptions, ApiError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(query.unwrap_or("")).map_err(|_| ApiError::MalformedQuery)?;
     let mut options = ImportOptions {
@@ -115,6 +115,18 @@ pub async fn create_import(
     request: Request,
 ) -> Result<Response, ApiError> {
     let options = parse_import_query(query.as_deref())?;
+    let job = receive_import(&state, options, request, user.id).await?;
+    Ok(accepted(job))
+}
+
+/// Streams an import's file (the request's body) to the database and queues its job: the API's
+/// `POST /api/v1/imports` and the console's upload both come here.
+pub async fn receive_import(
+    state: &AppState,
+    options: ImportOptions,
+    request: Request,
+    user_id: i64,
+) -> Result<Job, ApiError> {
     let headers = request.headers();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if !accepts(options.format, content_type) {
@@ -135,7 +147,7 @@ pub async fn create_import(
     let mut upload = Upload::new(state.store.clone(), options, limit);
     let stored = loop {
         let frame = match body.frame().await {
-            None => break upload.finish(Some(user.id)).await,
+            None => break upload.finish(Some(user_id)).await,
             Some(Ok(frame)) => frame,
             Some(Err(_)) => {
                 upload.abandon().await;
@@ -151,7 +163,7 @@ pub async fn create_import(
         }
     };
     match stored {
-        Ok(job) => Ok(accepted(job)),
+        Ok(job) => Ok(job),
         Err(UploadError::TooLarge) => Err(ApiError::PayloadTooLarge),
         Err(UploadError::Header(header)) => {
             let (field, code) = header.field_and_code();
@@ -190,6 +202,12 @@ pub async fn create_export(
     State(state): State<AppState>,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
+    Ok(accepted(queue_export(&state, body, user.id).await?))
+}
+
+/// Queues an export from a request body (the API's `POST /api/v1/exports` and the console's
+/// export form both come here).
+pub async fn queue_export(state: &AppState, body: JsonObject, user_id: i64) -> Result<Job, ApiError> {
     let mut fields = Fields::new(body);
     // The document's shape: `format`, `q` and `in_stock` may be null (as absent); a price may not.
     let format = fields.nullable("format", |raw| {
@@ -221,7 +239,7 @@ pub async fn create_export(
     let payload = serde_json::to_value(&payload).map_err(|e| ApiError::Internal(e.into()))?;
     let job = state
         .store
-        .enqueue_job(&NewJob::new(KIND_EXPORT, payload, Some(user.id)))
+        .enqueue_job(&NewJob::new(KIND_EXPORT, payload, Some(user_id)))
         .await?;
-    Ok(accepted(job))
+    Ok(job)
 }

@@ -148,7 +148,12 @@ pub async fn download_job_file(
     State(state): State<AppState>,
     id: ResourceId,
 ) -> Result<Response, ApiError> {
-    let job = state.store.get_job(id.0).await?;
+    export_file(&state, id.0).await
+}
+
+/// A succeeded export's file as a streamed response (the API's download and the console's).
+pub async fn export_file(state: &AppState, id: i64) -> Result<Response, ApiError> {
+    let job = state.store.get_job(id).await?;
     if job.kind != KIND_EXPORT {
         return Err(ApiError::NotFound);
     }

@@ -27,9 +27,9 @@ pub type WebhookPage = PageBody<WebhookResponse>;
 /// An offset page of deliveries.
 pub type DeliveryPage = PageBody<DeliveryResponse>;
 
-/// Refuses a target the delivery side would refuse: `https` in production, no loopback,
+/// (Also the console's.) Refuses a target the delivery side would refuse: `https` in production, no loopback,
 /// private, link-local or reserved address (unless `TIENDA_WEBHOOK_ALLOW_PRIVATE`).
-async fn check_target(state: &AppState, url: &WebhookUrl) -> Result<(), ApiError> {
+pub async fn check_target(state: &AppState, url: &WebhookUrl) -> Result<(), ApiError> {
     target::check(url.url(), &state.config.webhooks)
         .await
         .map_err(|refusal| {
@@ -43,7 +43,7 @@ async fn check_target(state: &AppState, url: &WebhookUrl) -> Result<(), ApiError
         })
 }
 
-fn new_secret() -> Result<String, ApiError> {
+pub fn new_secret() -> Result<String, ApiError> {
     signature::new_secret().map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot draw a secret: {e}")))
 }
 

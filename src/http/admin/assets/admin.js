@@ -38,4 +38,55 @@
       event.returnValue = "";
     }
   });
+
+  // The import form (data-upload): the file is sent as the request's body, as the API takes it,
+  // with the options in the query and the CSRF token in its header. Queued: the job's page;
+  // refused: why, under the form.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var action = form.getAttribute("data-upload");
+    if (!action) {
+      return;
+    }
+    event.preventDefault();
+    var file = form.querySelector('input[type="file"]').files[0];
+    var out = document.getElementById("upload-result");
+    if (!file) {
+      return;
+    }
+    var format = form.elements.format.value;
+    var query = new URLSearchParams({
+      format: format,
+      mode: form.elements.mode.value,
+      on_error: form.elements.on_error.value,
+      dry_run: form.elements.dry_run.checked ? "true" : "false"
+    });
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    var button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    out.textContent = "Uploading…";
+    fetch(action + "?" + query.toString(), {
+      method: "POST",
+      body: file,
+      credentials: "same-origin",
+      headers: {
+        "Content-Type": format === "jsonl" ? "application/x-ndjson" : "text/csv",
+        "X-CSRF-Token": meta ? meta.getAttribute("content") : ""
+      }
+    }).then(function (response) {
+      if (response.ok && response.redirected) {
+        window.location.assign(response.url);
+        return;
+      }
+      return response.text().then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var error = doc.getElementById("upload-error");
+        out.replaceChildren(error ? document.importNode(error, true) : document.createTextNode("The upload failed (" + response.status + ")."));
+        button.disabled = false;
+      });
+    }).catch(function () {
+      out.textContent = "The upload failed: the server could not be reached.";
+      button.disabled = false;
+    });
+  });
 })();
