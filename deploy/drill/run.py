@@ -18,7 +18,7 @@ the listen port changed). A load generator (threads, keep-alive connections) the
   7 fresh       a write through nginx, then 100 ms after its answer reads through nginx (other
                 instances, their caches primed; TIENDA_CACHE=redis): zero stale, steady and
                 across the Redis stop of drill 5
-  jobs          an import of 5,000 rows through nginx, its `tienda worker` SIGKILLed mid-job:
+  jobs          an import of 2,000 rows through nginx, its `tienda worker` SIGKILLed mid-job:
                 another worker takes it over after the lease; every sku once, stock = ledger
   webhooks      a receiver of the drill's own subscribed to product events: every committed
                 product version's event arrived, every signature (Standard Webhooks) valid
@@ -902,7 +902,9 @@ class Drills:
             expected |= {(pid, v) for v in range(self.subscribed_after.get(pid, 0) + 1, version + 1)}
         started = time.monotonic()
         missing = expected
-        while time.monotonic() < started + 90:
+        # One worker process delivers every event (the instances run none): on a debug build
+        # and a busy machine that is a few hundred a second, so allow for the backlog.
+        while time.monotonic() < started + 180:
             missing = expected - self.receiver.versions()
             if not missing:
                 break
@@ -917,7 +919,7 @@ class Drills:
             "deliveries": deliveries, "redelivered": deliveries - distinct, "bad_signatures": bad,
             "caught_up_s": round(waited, 1), "missing_sample": sorted(missing)[:5]})
 
-    def jobs(self, rows=5000):
+    def jobs(self, rows=2000):
         """An import through nginx; its worker SIGKILLed mid-job; another worker takes it over
         after the lease."""
         s = self.stack
