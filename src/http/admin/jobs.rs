@@ -260,13 +260,20 @@ pub async fn export(State(state): State<AppState>, form: StaffForm) -> Result<Re
         "false" => Value::Bool(false),
         other => Value::String(other.to_owned()),
     };
-    let body = json_object(vec![
+    // An empty filter is left out: the API refuses `null` for a filter (absent means "any").
+    let members = vec![
         ("format", optional_text(form.get("format"))),
         ("q", optional_text(form.get("q"))),
         ("min_price", optional_text(form.get("min_price"))),
         ("max_price", optional_text(form.get("max_price"))),
         ("in_stock", in_stock),
-    ])?;
+    ];
+    let body = json_object(
+        members
+            .into_iter()
+            .filter(|(_, value)| !value.is_null())
+            .collect(),
+    )?;
     let job = queue_export(&state, body, form.session.user.id).await?;
     tracing::info!(
         user_id = form.session.user.id,
