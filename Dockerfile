@@ -30,6 +30,7 @@ RUN mkdir -p src \
 # in) changes.
 COPY migrations ./migrations
 COPY src ./src
+COPY templates ./templates
 RUN touch src/main.rs src/lib.rs \
     && cargo build --locked --profile "$PROFILE" --bin tienda \
     && mkdir -p out \

@@ -174,11 +174,16 @@ pub async fn export_file(state: &AppState, id: i64) -> Result<Response, ApiError
             match store.read_chunk(file.id, seq).await {
                 Ok(Some(chunk)) => Some((Ok::<_, std::io::Error>(chunk), Some(seq + 1))),
                 Ok(None) => None,
-                Err(error) => Some((Err(std::io::Error::other(error.to_string())), None)),
+                Err(error) => {
+                    tracing::error!(%error, file_id = file.id, seq, "cannot read an export file's chunk");
+                    Some((Err(std::io::Error::other(error.to_string())), None))
+                }
             }
         }
     });
-    let mut response = Body::from_stream(chunks).into_response();
+    // Fused: a body layer (compression) may poll once more after the end, which `unfold`
+    // forbids (it panics).
+    let mut response = Body::from_stream(futures_util::StreamExt::fuse(chunks)).into_response();
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&file.content_type) {
         headers.insert(header::CONTENT_TYPE, value);
