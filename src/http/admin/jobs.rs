@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::form::{json_object, optional_text};
-use super::page::{AdminError, html, see_other};
+use super::page::{AdminError, field_lines, html, see_other};
 use super::session::{Staff, StaffForm, StaffUpload};
 use super::views::{
     Chrome, ImportsPage, JobLine, JobPage, JobStatusFragment, JobView, JobsPage, RowErrorLine, UploadError,
@@ -69,11 +69,7 @@ pub async fn upload(
             let fragment = UploadError {
                 title: problem.title.to_owned(),
                 detail: problem.detail.clone().unwrap_or_default(),
-                errors: problem
-                    .errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect(),
+                errors: field_lines(&problem),
             };
             let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
             html(status, &fragment)

@@ -69,11 +69,7 @@ impl IntoResponse for AdminError {
                     status: problem.status,
                     title: problem.title.to_owned(),
                     detail: problem.detail.clone().unwrap_or_default(),
-                    errors: problem
-                        .errors
-                        .iter()
-                        .map(|e| format!("{}: {}", e.field, e.message))
-                        .collect(),
+                    errors: field_lines(&problem),
                 };
                 // The status, its headers and the cause for the log, from the API's own answer.
                 let (mut parts, _) = error.into_response().into_parts();
@@ -110,4 +106,13 @@ pub fn html(status: StatusCode, template: &impl Template) -> Result<Response, Ad
 /// A 303 to `location` (after a form post).
 pub fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
+}
+
+/// A problem's field errors as the pages list them, `field: message`.
+pub fn field_lines(problem: &crate::http::problem::Problem) -> Vec<String> {
+    problem
+        .errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect()
 }
