@@ -119,6 +119,7 @@ async fn run_shown(
     let progress = spawn_progress(store.clone(), job.id, label);
     let settings = WorkerSettings {
         concurrency: 1,
+        shares_sqlite_writer: store.is_sqlite(),
         ..worker_settings(&config.jobs)
     };
     let ended = run_here(store, &settings, job.id, shutdown).await;

@@ -287,6 +287,7 @@ pub fn worker_settings(jobs: &crate::config::JobSettings) -> crate::jobs::runner
         concurrency: jobs.workers,
         lease: jobs.lease,
         poll: jobs.poll,
+        shares_sqlite_writer: false,
     }
 }
 
@@ -300,6 +301,7 @@ pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()>) -> R
     crate::metrics::zero_counters();
     let mut settings = worker_settings(&config.jobs);
     settings.concurrency = settings.concurrency.max(1);
+    settings.shares_sqlite_writer = store.is_sqlite();
     let purge = crate::jobs::spawn_purge(store.clone(), crate::jobs::PURGE_EVERY, config.jobs.export_ttl);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers =

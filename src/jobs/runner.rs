@@ -61,6 +61,7 @@ pub struct JobContext {
     pub lease: Lease,
     stopping: watch::Receiver<bool>,
     cancelled: Arc<AtomicBool>,
+    shares_sqlite_writer: bool,
 }
 
 impl JobContext {
@@ -82,6 +83,17 @@ impl JobContext {
             error: job_failed(&format!("the job's payload is unreadable: {error}")),
             result: Value::Null,
         })
+    }
+
+    /// Called after a batch that held the write lock for `held`: in a process that shares a
+    /// SQLite file with others, leaves the lock free for a fifth of the time. SQLite's busy
+    /// handler is not fair: a waiter polls (every 100 ms once it has waited a while) and gets the
+    /// lock only if a poll falls between two batches, so without a pause a long import held it
+    /// nearly all the time and the API's writes (a cancel among them) ran out their busy timeout.
+    pub async fn after_batch(&self, held: Duration) {
+        if self.shares_sqlite_writer {
+            tokio::time::sleep(held / 4).await;
+        }
     }
 
     /// Marks the job as asked to cancel (a batch's commit saw the flag).
@@ -129,6 +141,10 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// How long an idle worker waits before looking for work again.
     pub poll: Duration,
+    /// This process writes to a SQLite file that API processes write to as well (`tienda worker`,
+    /// `tienda import`): jobs pause between batches ([`JobContext::after_batch`]). An embedded
+    /// worker shares the API's one-connection writer pool, whose queue is first come first served.
+    pub shares_sqlite_writer: bool,
 }
 
 /// Starts `settings.concurrency` workers; they stop taking jobs once `stop` says true, and
@@ -207,6 +223,7 @@ pub async fn run_next(
         lease: lease.clone(),
         stopping: stop.clone(),
         cancelled,
+        shares_sqlite_writer: settings.shares_sqlite_writer,
     };
     let outcome = handler.run(&mut context).await;
     heartbeat.abort();

@@ -295,6 +295,11 @@ pub struct StockSummary {
 }
 
 impl Store {
+    /// Whether the database is a SQLite file (one writer at a time, across processes).
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.pool, Pool::Sqlite { .. })
+    }
+
     /// Idle, in-use and maximum connections of the pool, for the metrics scrape.
     pub fn pool_stats(&self) -> PoolStats {
         let count = |size: u32, idle: usize, max: u32| PoolStats {

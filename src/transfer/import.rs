@@ -381,6 +381,7 @@ async fn write(context: &JobContext, payload: &ImportPayload, mut checkpoint: Ch
             }
             after
         };
+        let writing = std::time::Instant::now();
         let written = if valid.is_empty() {
             context
                 .store
@@ -410,6 +411,7 @@ async fn write(context: &JobContext, payload: &ImportPayload, mut checkpoint: Ch
         if context.stopping() {
             return Outcome::Interrupted;
         }
+        context.after_batch(writing.elapsed()).await;
     }
     match reader.await {
         Ok(Ok(_)) => {}
