@@ -173,20 +173,49 @@ impl EventCursor {
     }
 }
 
+/// `DELETE FROM $table` of the rows whose ids `$select` lists, as each dialect runs it with an
+/// index: PostgreSQL plans `id IN (subquery)` as a hash join over the whole table whenever the
+/// table looks small next to the batch, so it gets an array of ids to look up by key instead
+/// (SQLite has no arrays and looks each id up by key anyway).
+macro_rules! delete_listed {
+    ($table:literal, $select:literal, $returning:literal) => {
+        (
+            concat!("DELETE FROM ", $table, " WHERE id IN (", $select, ")", $returning),
+            concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE id = ANY(ARRAY(",
+                $select,
+                "))",
+                $returning
+            ),
+        )
+    };
+}
+
 // The status is a literal, never a parameter: SQLite uses a partial index only for a query
 // whose WHERE names its condition as written.
-const PURGE_DELIVERED: &str = "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
-     WHERE status = 'delivered' AND updated_at < $1 LIMIT $2)";
-const PURGE_DEAD: &str = "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
-     WHERE status = 'dead' AND updated_at < $1 LIMIT $2)";
+const PURGE_DELIVERED: (&str, &str) = delete_listed!(
+    "webhook_deliveries",
+    "SELECT id FROM webhook_deliveries WHERE status = 'delivered' AND updated_at < $1 LIMIT $2",
+    ""
+);
+const PURGE_DEAD: (&str, &str) = delete_listed!(
+    "webhook_deliveries",
+    "SELECT id FROM webhook_deliveries WHERE status = 'dead' AND updated_at < $1 LIMIT $2",
+    ""
+);
 
 /// Events dispatched before `$1`, past the cursor (`$2`, `$3`), that no delivery refers to: a
 /// pending delivery keeps its event, and so does a finished one not purged yet (deleting the
 /// event would cascade to it). An undispatched event (`dispatched_at` NULL) never matches.
-const PURGE_EVENTS: &str = "DELETE FROM webhook_outbox WHERE id IN (SELECT o.id FROM webhook_outbox o \
-     WHERE o.dispatched_at < $1 AND (o.dispatched_at, o.id) > ($2, $3) \
+const PURGE_EVENTS: (&str, &str) = delete_listed!(
+    "webhook_outbox",
+    "SELECT o.id FROM webhook_outbox o WHERE o.dispatched_at < $1 AND (o.dispatched_at, o.id) > ($2, $3) \
      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.outbox_id = o.id) \
-     ORDER BY o.dispatched_at, o.id LIMIT $4) RETURNING dispatched_at, id";
+     ORDER BY o.dispatched_at, o.id LIMIT $4",
+    " RETURNING dispatched_at, id"
+);
 
 impl Store {
     /// Deletes at most `limit` deliveries with status `status` that finished before `before`;
@@ -199,13 +228,17 @@ impl Store {
         before: Timestamp,
         limit: u64,
     ) -> Result<u64, StoreError> {
-        let sql = match status {
+        let (sqlite, postgres) = match status {
             Finished::Delivered => PURGE_DELIVERED,
             Finished::Dead => PURGE_DEAD,
         };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        on_db!(self, |_reader, writer, _dialect| {
-            let done = sqlx::query(sql).bind(before).bind(limit).execute(writer).await?;
+        on_db!(self, |_reader, writer, dialect| {
+            let done = sqlx::query(dialect.pick(sqlite, postgres))
+                .bind(before)
+                .bind(limit)
+                .execute(writer)
+                .await?;
             Ok(done.rows_affected())
         })
     }
@@ -221,8 +254,8 @@ impl Store {
         limit: u64,
     ) -> Result<(u64, Option<EventCursor>), StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let deleted: Vec<(Timestamp, i64)> = on_db!(self, |_reader, writer, _dialect| {
-            sqlx::query_as(PURGE_EVENTS)
+        let deleted: Vec<(Timestamp, i64)> = on_db!(self, |_reader, writer, dialect| {
+            sqlx::query_as(dialect.pick(PURGE_EVENTS.0, PURGE_EVENTS.1))
                 .bind(before)
                 .bind(after.dispatched_at)
                 .bind(after.id)
