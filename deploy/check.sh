@@ -61,6 +61,7 @@ ALLOWED = {
     "tienda_webhook_deliveries_total",
     "tienda_webhook_outbox_lag_seconds",
     "tienda_webhook_endpoints_disabled_total",
+    "tienda_webhook_rows_purged_total",
 }
 HISTOGRAMS = ("tienda_http_request_duration_seconds", "tienda_db_pool_acquire_duration_seconds",
               "tienda_job_duration_seconds", "tienda_webhook_attempt_duration_seconds")

@@ -28,6 +28,9 @@ Configuration comes from the environment (see README.md for all of it):
   TIENDA_JOB_LEASE_SECS        a worker's hold on a job without renewal (default 30)
   TIENDA_IMPORT_MAX_MB         largest import upload (default 512)
   TIENDA_EXPORT_TTL_HOURS      how long an export's file is served (default 24)
+  TIENDA_WEBHOOK_RETENTION_DAYS  delivered webhook deliveries and their events are kept (default 7)
+  TIENDA_WEBHOOK_DEAD_RETENTION_DAYS  dead webhook deliveries are kept (default 30)
+  TIENDA_PURGE_INTERVAL_SECS   how often expired rows are deleted (default 3600)
   RUST_LOG, TIENDA_LOG_FORMAT  log filter (default info); json or pretty (default: pretty on a terminal)";
 
 /// tienda: a product catalogue and inventory API.

@@ -52,6 +52,9 @@ pub const WEBHOOK_ATTEMPT_DURATION: &str = "tienda_webhook_attempt_duration_seco
 pub const WEBHOOK_OUTBOX_LAG: &str = "tienda_webhook_outbox_lag_seconds";
 /// Webhook endpoints disabled automatically after failing for too long.
 pub const WEBHOOK_ENDPOINTS_DISABLED: &str = "tienda_webhook_endpoints_disabled_total";
+/// Webhook rows deleted by housekeeping past their retention, by kind (`delivered`, `dead`,
+/// `event`).
+pub const WEBHOOK_ROWS_PURGED: &str = "tienda_webhook_rows_purged_total";
 /// 1 when a dependency (database, Redis) answered its last probe, else 0.
 pub const DEPENDENCY_UP: &str = "tienda_dependency_up";
 /// Reads of cached routes, by cache (product, listing) and result (hit, miss, bypass).
@@ -158,6 +161,10 @@ fn describe() {
     describe_counter!(
         WEBHOOK_ENDPOINTS_DISABLED,
         "Webhook endpoints disabled automatically after their attempts failed for too long."
+    );
+    describe_counter!(
+        WEBHOOK_ROWS_PURGED,
+        "Webhook rows deleted past their retention, by kind: delivered and dead deliveries, and event (outbox rows)."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version label says which build runs.");
     describe_counter!(
@@ -421,6 +428,11 @@ pub fn webhook_endpoint_disabled() {
     counter!(WEBHOOK_ENDPOINTS_DISABLED).increment(1);
 }
 
+/// Counts webhook rows of `kind` deleted past their retention.
+pub fn webhook_rows_purged(kind: &'static str, rows: u64) {
+    counter!(WEBHOOK_ROWS_PURGED, "kind" => kind).increment(rows);
+}
+
 /// Records whether a dependency answered its probe.
 pub fn dependency(name: &'static str, up: bool) {
     gauge!(DEPENDENCY_UP, "dependency" => name).set(if up { 1.0 } else { 0.0 });
@@ -440,6 +452,9 @@ pub fn zero_counters() {
         counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).absolute(0);
     }
     counter!(WEBHOOK_ENDPOINTS_DISABLED).absolute(0);
+    for kind in ["delivered", "dead", "event"] {
+        counter!(WEBHOOK_ROWS_PURGED, "kind" => kind).absolute(0);
+    }
     // Registered, so the histogram is exported (all buckets 0) before the first attempt.
     let _ = histogram!(WEBHOOK_ATTEMPT_DURATION);
     gauge!(WEBHOOK_OUTBOX_LAG).set(0.0);

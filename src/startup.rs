@@ -212,8 +212,7 @@ impl Application {
         let jobs = state.config.jobs.clone();
         let mut background = vec![crate::jobs::spawn_purge(
             store.clone(),
-            crate::jobs::PURGE_EVERY,
-            jobs.export_ttl,
+            crate::jobs::Housekeeping::from_config(&state.config),
         )];
         let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
         let workers = crate::jobs::runner::spawn_workers(
@@ -302,7 +301,7 @@ pub async fn run_worker(config: Config, shutdown: impl Future<Output = ()>) -> R
     let mut settings = worker_settings(&config.jobs);
     settings.concurrency = settings.concurrency.max(1);
     settings.shares_sqlite_writer = store.is_sqlite();
-    let purge = crate::jobs::spawn_purge(store.clone(), crate::jobs::PURGE_EVERY, config.jobs.export_ttl);
+    let purge = crate::jobs::spawn_purge(store.clone(), crate::jobs::Housekeeping::from_config(&config));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers =
         crate::jobs::runner::spawn_workers(store.clone(), crate::transfer::registry(), settings, stopped);

@@ -81,6 +81,9 @@ pub struct JobSettings {
     pub export_ttl: Duration,
     /// How long an idle worker waits before looking for work again (`TIENDA_JOB_POLL_MS`).
     pub poll: Duration,
+    /// `TIENDA_PURGE_INTERVAL_SECS` (default 3600): how often housekeeping deletes what has
+    /// expired (`jobs::purge_once`).
+    pub purge_every: Duration,
 }
 
 /// Limits of the HTTP layer.

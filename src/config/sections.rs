@@ -13,7 +13,7 @@ use crate::cache::{CacheMode, CacheSettings};
 use crate::domain::user::{Email, Password};
 use crate::logs::LogFormat;
 use crate::store::{ConnectOptions, PoolSettings};
-use crate::webhooks::WebhookSettings;
+use crate::webhooks::{WebhookRetention, WebhookSettings};
 
 pub(super) fn environment(vars: &Vars) -> Result<Environment, ConfigError> {
     match vars.get("TIENDA_ENV").as_deref() {
@@ -188,6 +188,7 @@ pub(super) fn jobs(vars: &Vars) -> Result<JobSettings, ConfigError> {
         import_max_bytes: vars.number("TIENDA_IMPORT_MAX_MB", 512, 1, 1 << 20)? << 20,
         export_ttl: Duration::from_secs(vars.number("TIENDA_EXPORT_TTL_HOURS", 24, 1, 24 * 365)? * 3600),
         poll: Duration::from_millis(vars.number("TIENDA_JOB_POLL_MS", 500, 10, 60_000)?),
+        purge_every: vars.secs("TIENDA_PURGE_INTERVAL_SECS", 3600, 1, 86_400)?,
     })
 }
 
@@ -238,5 +239,35 @@ pub(super) fn webhooks(vars: &Vars, environment: Environment) -> Result<WebhookS
         )?),
         disable_after: vars.secs("TIENDA_WEBHOOK_DISABLE_AFTER_HOURS", 72, 1, 24 * 365)? * 3600,
         concurrency: vars.number("TIENDA_WEBHOOK_CONCURRENCY", 64, 1, 4096)? as usize,
+        retention: WebhookRetention {
+            delivered: retention(
+                vars,
+                "TIENDA_WEBHOOK_RETENTION_DAYS",
+                7,
+                "TIENDA_WEBHOOK_RETENTION_SECS",
+            )?,
+            dead: retention(
+                vars,
+                "TIENDA_WEBHOOK_DEAD_RETENTION_DAYS",
+                30,
+                "TIENDA_WEBHOOK_DEAD_RETENTION_SECS",
+            )?,
+        },
     })
+}
+
+/// A retention in days (`days_key`, at least one), or in seconds when `secs_key` is set: tests
+/// cannot wait a day to see a row go.
+fn retention(
+    vars: &Vars,
+    days_key: &'static str,
+    default_days: u64,
+    secs_key: &'static str,
+) -> Result<Duration, ConfigError> {
+    match vars.get(secs_key) {
+        Some(_) => vars.secs(secs_key, 0, 1, 3650 * 86_400),
+        None => Ok(Duration::from_secs(
+            vars.number(days_key, default_days, 1, 3650)? * 86_400,
+        )),
+    }
 }

@@ -4,12 +4,16 @@
 //!
 //! Any write transaction can emit one: `outbox::record(&mut *tx, EventType::..., data).await?`
 //! with `tx` the open transaction of either backend.
+//!
+//! Retention: housekeeping (`jobs::purge_once`) deletes finished deliveries and then the events
+//! no delivery refers to any more, one bounded batch per call (see [`Store::purge_deliveries`]).
 
 use std::future::Future;
 
 use serde::Serialize;
+use tracing::instrument;
 
-use super::{Store, StoreError, Timestamp};
+use super::{Store, StoreError, Timestamp, on_db};
 use crate::domain::inventory::Adjustment;
 use crate::domain::job::Job;
 use crate::domain::product::Product;
@@ -140,4 +144,131 @@ pub(crate) async fn record_some<W: OutboxWriter + ?Sized>(
         record(tx, event_type, data).await?;
     }
     Ok(())
+}
+
+/// A finished delivery's status: the only ones the purge deletes, each kept its own time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// Answered 2xx.
+    Delivered,
+    /// Out of attempts; what an operator retries, so kept longer.
+    Dead,
+}
+
+/// Where a walk through the dispatched events stopped: the last event passed, in
+/// `(dispatched_at, id)` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCursor {
+    dispatched_at: Timestamp,
+    id: i64,
+}
+
+impl EventCursor {
+    /// Before every dispatched event: none was dispatched before the epoch.
+    pub fn start() -> Self {
+        EventCursor {
+            dispatched_at: Timestamp(chrono::DateTime::UNIX_EPOCH),
+            id: 0,
+        }
+    }
+}
+
+/// `DELETE FROM $table` of the rows whose ids `$select` lists, as each dialect runs it with an
+/// index: PostgreSQL plans `id IN (subquery)` as a hash join over the whole table whenever the
+/// table looks small next to the batch, so it gets an array of ids to look up by key instead
+/// (SQLite has no arrays and looks each id up by key anyway).
+macro_rules! delete_listed {
+    ($table:literal, $select:literal, $returning:literal) => {
+        (
+            concat!("DELETE FROM ", $table, " WHERE id IN (", $select, ")", $returning),
+            concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE id = ANY(ARRAY(",
+                $select,
+                "))",
+                $returning
+            ),
+        )
+    };
+}
+
+// The status is a literal, never a parameter: SQLite uses a partial index only for a query
+// whose WHERE names its condition as written.
+const PURGE_DELIVERED: (&str, &str) = delete_listed!(
+    "webhook_deliveries",
+    "SELECT id FROM webhook_deliveries WHERE status = 'delivered' AND updated_at < $1 LIMIT $2",
+    ""
+);
+const PURGE_DEAD: (&str, &str) = delete_listed!(
+    "webhook_deliveries",
+    "SELECT id FROM webhook_deliveries WHERE status = 'dead' AND updated_at < $1 LIMIT $2",
+    ""
+);
+
+/// Events dispatched before `$1`, past the cursor (`$2`, `$3`), that no delivery refers to: a
+/// pending delivery keeps its event, and so does a finished one not purged yet (deleting the
+/// event would cascade to it). An undispatched event (`dispatched_at` NULL) never matches.
+const PURGE_EVENTS: (&str, &str) = delete_listed!(
+    "webhook_outbox",
+    "SELECT o.id FROM webhook_outbox o WHERE o.dispatched_at < $1 AND (o.dispatched_at, o.id) > ($2, $3) \
+     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.outbox_id = o.id) \
+     ORDER BY o.dispatched_at, o.id LIMIT $4",
+    " RETURNING dispatched_at, id"
+);
+
+impl Store {
+    /// Deletes at most `limit` deliveries with status `status` that finished before `before`;
+    /// returns how many. One short statement: on SQLite it holds the single writer only for
+    /// one batch. Idempotent, so instances purging at once only repeat each other's work.
+    #[instrument(name = "db.purge_deliveries", skip_all, fields(status = ?status), err(level = "debug"))]
+    pub async fn purge_deliveries(
+        &self,
+        status: Finished,
+        before: Timestamp,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        let (sqlite, postgres) = match status {
+            Finished::Delivered => PURGE_DELIVERED,
+            Finished::Dead => PURGE_DEAD,
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        on_db!(self, |_reader, writer, dialect| {
+            let done = sqlx::query(dialect.pick(sqlite, postgres))
+                .bind(before)
+                .bind(limit)
+                .execute(writer)
+                .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    /// Deletes at most `limit` events dispatched before `before` that no delivery refers to any
+    /// more, walking from `after`; returns how many, and where to go on from (`None`: the walk
+    /// reached `before`). Run it after [`Store::purge_deliveries`], which frees the events.
+    #[instrument(name = "db.purge_events", skip_all, err(level = "debug"))]
+    pub async fn purge_events(
+        &self,
+        before: Timestamp,
+        after: EventCursor,
+        limit: u64,
+    ) -> Result<(u64, Option<EventCursor>), StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let deleted: Vec<(Timestamp, i64)> = on_db!(self, |_reader, writer, dialect| {
+            sqlx::query_as(dialect.pick(PURGE_EVENTS.0, PURGE_EVENTS.1))
+                .bind(before)
+                .bind(after.dispatched_at)
+                .bind(after.id)
+                .bind(limit)
+                .fetch_all(writer)
+                .await?
+        });
+        let n = deleted.len() as u64;
+        // Fewer than asked: nothing deletable is left before `before`.
+        let next = (i64::try_from(n).unwrap_or(i64::MAX) >= limit)
+            .then(|| deleted.into_iter().max())
+            .flatten()
+            .map(|(dispatched_at, id)| EventCursor { dispatched_at, id });
+        Ok((n, next))
+    }
 }

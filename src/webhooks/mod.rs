@@ -10,6 +10,11 @@
 //! `TIENDA_WEBHOOK_DISABLE_AFTER_HOURS` (default 72: three days of dead deliveries) is disabled;
 //! PATCH `{"disabled": false}` enables it again. Events recorded while an endpoint is disabled
 //! are not kept for it.
+//!
+//! Retention ([`WebhookRetention`]): housekeeping (`jobs::purge_once`) deletes delivered
+//! deliveries 7 days after their last attempt, dead ones after 30 (an operator's window to retry
+//! them), and events once no delivery refers to them and they were fanned out 7 days ago.
+//! Pending deliveries and events not yet fanned out are never deleted.
 
 pub mod delivery;
 pub mod signature;
@@ -42,6 +47,21 @@ pub struct WebhookSettings {
     pub disable_after: Duration,
     /// `TIENDA_WEBHOOK_CONCURRENCY` (default 64): attempts in flight at once per process.
     pub concurrency: usize,
+    /// How long finished deliveries and their events are kept.
+    pub retention: WebhookRetention,
+}
+
+/// How long finished deliveries and their events are kept before housekeeping deletes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookRetention {
+    /// `TIENDA_WEBHOOK_RETENTION_DAYS` (default 7; `TIENDA_WEBHOOK_RETENTION_SECS` overrides it,
+    /// for tests): a delivered delivery is kept this long after its last attempt, and an event
+    /// this long after its fan-out, longer while a delivery of it is kept.
+    pub delivered: Duration,
+    /// `TIENDA_WEBHOOK_DEAD_RETENTION_DAYS` (default 30; `TIENDA_WEBHOOK_DEAD_RETENTION_SECS`
+    /// overrides it): a dead delivery is kept this long after its last attempt, so an operator
+    /// can still retry it.
+    pub dead: Duration,
 }
 
 impl WebhookSettings {
@@ -96,6 +116,10 @@ mod tests {
             retry_base: Duration::from_secs(30),
             disable_after: Duration::from_secs(72 * 3600),
             concurrency: 64,
+            retention: WebhookRetention {
+                delivered: Duration::from_secs(7 * 86_400),
+                dead: Duration::from_secs(30 * 86_400),
+            },
         };
         let total: Duration = (1..MAX_ATTEMPTS).map(|n| settings.backoff(n)).sum();
         const { assert!(MAX_ATTEMPTS >= 8) };

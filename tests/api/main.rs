@@ -25,5 +25,6 @@ mod operations;
 mod outage;
 mod process;
 mod products;
+mod retention;
 mod validation;
 mod webhooks;

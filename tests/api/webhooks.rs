@@ -17,7 +17,7 @@ use crate::helpers::*;
 
 /// What the receiver does with a request.
 #[derive(Debug, Clone, Copy)]
-enum Behaviour {
+pub(crate) enum Behaviour {
     Status(u16),
     /// Never answers.
     Hang,
@@ -25,7 +25,7 @@ enum Behaviour {
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     id: String,
     timestamp: String,
     signature: String,
@@ -46,7 +46,7 @@ struct ReceiverState {
 }
 
 /// A webhook receiver on a random loopback port.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     state: Arc<ReceiverState>,
     task: tokio::task::JoinHandle<()>,
@@ -59,7 +59,7 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
-    async fn start(script: &[Behaviour]) -> Receiver {
+    pub(crate) async fn start(script: &[Behaviour]) -> Receiver {
         let state = Arc::new(ReceiverState::default());
         state.script.lock().unwrap().extend(script.iter().copied());
         let shared = state.clone();
@@ -100,7 +100,7 @@ impl Receiver {
         Receiver { addr, state, task }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
@@ -109,7 +109,7 @@ impl Receiver {
     }
 
     /// Waits until at least `n` requests arrived; returns them all.
-    async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
         let deadline = Instant::now() + timeout;
         loop {
             let received = self.received();
@@ -183,7 +183,7 @@ const DELIVERING: &[(&str, &str)] = &[
 ];
 
 /// Subscribes `url` to `events`; returns the endpoint with its secret.
-async fn subscribe(app: &TestApp, url: &str, events: &[&str]) -> Value {
+pub(crate) async fn subscribe(app: &TestApp, url: &str, events: &[&str]) -> Value {
     let response = app
         .send_json(
             Method::POST,
@@ -195,7 +195,7 @@ async fn subscribe(app: &TestApp, url: &str, events: &[&str]) -> Value {
     response.json().await.unwrap()
 }
 
-async fn adjust(app: &TestApp, id: i64, delta: i64) -> reqwest::Response {
+pub(crate) async fn adjust(app: &TestApp, id: i64, delta: i64) -> reqwest::Response {
     app.send_json(
         Method::POST,
         &format!("/api/v1/products/{id}/stock-adjustments"),
@@ -204,7 +204,7 @@ async fn adjust(app: &TestApp, id: i64, delta: i64) -> reqwest::Response {
     .await
 }
 
-async fn deliveries(app: &TestApp, webhook_id: i64) -> Vec<Value> {
+pub(crate) async fn deliveries(app: &TestApp, webhook_id: i64) -> Vec<Value> {
     let page: Value = app
         .get(&format!("/api/v1/webhooks/{webhook_id}/deliveries"))
         .await
