@@ -3,7 +3,11 @@
 # with the bare ceiling (examples/ceiling.rs) in one run, on the 10,000-product catalogue of
 # `bench/run.sh --workload issue12` (seeded by it), wrk -t2 -c64:
 #   GET /products/{random id 1..10000}, GET /products?page={random 1..50}&per_page=20,
-#   and writes: stock adjustments of +-1 spread over every product (they invalidate).
+#   and writes: stock adjustments of +-1 spread over every product, PATCH of a random product's
+#   price, and POST of new products (each invalidates).
+# Each tienda starts with a cold cache and is warmed by one pass over every id and page before
+# it is measured; BENCH_ROUNDS rounds (default 3) run the modes interleaved, so a noisy minute
+# touches every mode alike; compare medians.
 #
 #   bench/cache.sh                                           # SQLite
 #   bench/cache.sh --postgres postgres://postgres@127.0.0.1:5432   # and PostgreSQL
@@ -17,6 +21,7 @@ ROOT=$PWD
 PG_URL=""
 [ "${1:-}" = --postgres ] && PG_URL=$2
 DURATION=${BENCH_DURATION:-8}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 TIENDA=$ROOT/target/release/tienda
@@ -45,8 +50,37 @@ load() { # label wrk-args... (the URL among them)
     END { printf "%s\t%s\t%s\t%s\t%s\n", l, rps, p50, p99, bad + 0 }' <<<"$out" | tee -a "$OUT"
 }
 
-run_db() { # label url
-  local db=$1 url=$2 mode token
+# One keep-alive pass over every id and list page: what a cache holds after a while in service.
+warm() { # base URL
+  python3 - "$1" <<'PY'
+import http.client, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port)
+paths = [f"/api/v1/products/{i}" for i in range(1, 10001)]
+paths += [f"/api/v1/products?per_page=20&page={p}" for p in range(1, 51)]
+for p in paths:
+    c.request("GET", p)
+    c.getresponse().read()
+PY
+}
+
+# A copy of the seeded catalogue for one run: the writes of a run never reach the next one.
+fresh_copy() { # url -> url of the copy
+  case $1 in
+    sqlite://*)
+      local file=${1#sqlite://}
+      rm -f "$file.run" "$file.run-wal" "$file.run-shm"
+      sqlite3 "$file" ".backup '$file.run'"
+      echo "sqlite://$file.run" ;;
+    *)
+      local base=${1%/*} name=${1##*/}
+      psql "$base/postgres" -qc "DROP DATABASE IF EXISTS ${name}_run" -qc "CREATE DATABASE ${name}_run TEMPLATE $name" >/dev/null
+      echo "$base/${name}_run" ;;
+  esac
+}
+
+run_db() { # label url round
+  local db=$1 url=$2 round=$3 mode token
   CEILING_DATABASE_URL=$url CEILING_ADDR=127.0.0.1:$CEILING_PORT "$CEILING" >/dev/null 2>&1 &
   PIDS+=($!)
   wait_http "http://127.0.0.1:$CEILING_PORT/products/1"
@@ -58,14 +92,16 @@ run_db() { # label url
         load "$db ceiling list-page" "http://127.0.0.1:$CEILING_PORT/products?page=1" -s bench/wrk.lua
       continue
     fi
-    env -u RUST_LOG DATABASE_URL="$url" TIENDA_ADDR=127.0.0.1:$PORT TIENDA_JWT_SECRET=$SECRET \
+    local run_url
+    run_url=$(fresh_copy "$url")
+    env -u RUST_LOG DATABASE_URL="$run_url" TIENDA_ADDR=127.0.0.1:$PORT TIENDA_JWT_SECRET=$SECRET \
       TIENDA_LOG_FORMAT=json TIENDA_CACHE=$mode REDIS_URL=$REDIS_URL \
       TIENDA_ADMIN_EMAIL=bench@tienda.test TIENDA_ADMIN_PASSWORD=bench-password-1 \
       "$TIENDA" serve >"$DATA/cache-$db-$mode.log" 2>&1 &
     local pid=$!
     PIDS+=($pid)
     wait_http "http://127.0.0.1:$PORT/api/v1/products/1"
-    sleep 1
+    warm "http://127.0.0.1:$PORT"
     BENCH_RANDOM_PREFIX=http://127.0.0.1:$PORT/api/v1/products/ BENCH_RANDOM_MAX=10000 \
       load "$db $mode get-by-id" "http://127.0.0.1:$PORT/api/v1/products/1" -s bench/wrk.lua
     BENCH_RANDOM_PREFIX="http://127.0.0.1:$PORT/api/v1/products?per_page=20&page=" BENCH_RANDOM_MAX=50 \
@@ -74,11 +110,25 @@ run_db() { # label url
       -d '{"email":"bench@tienda.test","password":"bench-password-1"}' \
       | python3 -c 'import json,sys;print(json.load(sys.stdin)["access_token"])')
     TOKEN=$token load "$db $mode stock-adjust" -s bench/adjust.lua "http://127.0.0.1:$PORT" -- spread 10000
+    TOKEN=$token load "$db $mode patch-price" -s bench/webhook_patch.lua "http://127.0.0.1:$PORT" -- 10000 0
+    TOKEN=$token load "$db $mode create" -s bench/create.lua "http://127.0.0.1:$PORT" -- "r$round-$mode-$$"
     kill "$pid"; wait "$pid" 2>/dev/null || true
   done
 }
 
 printf 'scenario\treq/s\tp50\tp99\tnon-2xx\n' | tee "$OUT"
-run_db sqlite "sqlite://$DATA/sqlite-v1-10000.db"
-[ -n "$PG_URL" ] && run_db postgres "${PG_URL%/}/tienda_bench_v1_10000"
+for round in $(seq 1 "$ROUNDS"); do
+  run_db sqlite "sqlite://$DATA/sqlite-v1-10000.db" "$round"
+  [ -z "$PG_URL" ] || run_db postgres "${PG_URL%/}/tienda_bench_v1_10000" "$round"
+done
+python3 - "$OUT" <<'PY'
+import collections, statistics, sys
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]).read().splitlines()[1:]:
+    label, rps, *_ = line.split("\t")
+    rows[label].append(float(rps))
+print("\nmedian req/s over rounds")
+for label, values in rows.items():
+    print(f"{label:<36} {statistics.median(values):>10,.0f}   ({', '.join(f'{v:,.0f}' for v in values)})")
+PY
 echo "results: $OUT"
