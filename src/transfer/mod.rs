@@ -5,6 +5,7 @@
 pub mod encode;
 pub mod export;
 pub mod import;
+pub mod records;
 pub mod rows;
 pub mod source;
 

@@ -3,8 +3,9 @@
 //! obeys exactly the rules a POST body does. A CSV row is handed over as the JSON object it
 //! stands for: text cells as strings, the stock as the number it spells, empty cells as null.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 
+use super::records::{CsvRecords, JsonLines, Next, ROW_MAX_BYTES};
 use crate::domain::import::{COLUMNS, FileFormat, ImportMode, ImportRow, REQUIRED_COLUMNS, RowError};
 use crate::http::dto::product::draft_fields;
 use crate::http::error::ApiError;
@@ -115,21 +116,6 @@ pub enum Parsed {
     Invalid(Vec<RowError>),
 }
 
-/// Counts the quote characters a reader passes on, so a quote left open at the end of the file
-/// (which a CSV reader takes as running to the end) can be told.
-struct CountQuotes<R> {
-    inner: R,
-    quotes: u64,
-}
-
-impl<R: Read> Read for CountQuotes<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.quotes += buf[..n].iter().filter(|b| **b == b'"').count() as u64;
-        Ok(n)
-    }
-}
-
 fn row_error(line: u64, field: &str, code: &str, message: &str) -> RowError {
     RowError {
         line,
@@ -201,6 +187,10 @@ fn csv_object(columns: &[&'static str], fields: &[&str]) -> String {
 /// Reads every data row of `reader`, in order, calling `emit` with each batch of at most
 /// `batch` rows (with the index of the first); rows before index `skip` are read but not
 /// emitted (a resumed run). Stops early when `emit` returns false. The number of data rows.
+///
+/// A record longer than [`ROW_MAX_BYTES`] is one invalid row (`row_too_long`), passed over
+/// without being held, and counts as a row like any other, so a resumed run lands on the same
+/// row.
 pub fn read_rows<R: Read>(
     reader: R,
     format: FileFormat,
@@ -222,59 +212,64 @@ pub fn read_rows<R: Read>(
         }
         true
     };
+    let input = BufReader::with_capacity(64 * 1024, reader);
     match format {
         FileFormat::Csv => {
-            let mut counted = CountQuotes {
-                inner: reader,
-                quotes: 0,
-            };
-            let mut csv = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .from_reader(&mut counted);
-            let mut record = csv::ByteRecord::new();
-            let columns = match csv.read_byte_record(&mut record) {
-                Ok(true) => parse_header(&record.iter().collect::<Vec<_>>(), mode)?,
-                Ok(false) => return Err(HeaderError::Empty),
+            let mut records = CsvRecords::new(input);
+            let columns = match records.read() {
+                Ok(Next::Record { .. }) => parse_header(&records.fields(), mode)?,
+                Ok(Next::TooLong { .. }) => {
+                    return Err(HeaderError::Malformed(format!(
+                        "the header row is longer than {ROW_MAX_BYTES} bytes"
+                    )));
+                }
+                Ok(Next::End) => return Err(HeaderError::Empty),
                 Err(error) => return Err(HeaderError::Malformed(error.to_string())),
             };
             // One row held back: only at the end is it known whether a quote was left open.
             let mut held: Option<(u64, Parsed)> = None;
+            let mut last_line = 1;
             loop {
-                let more = match csv.read_byte_record(&mut record) {
-                    Ok(more) => more,
-                    Err(error) => {
-                        let line = error.position().map_or(0, |p| p.line());
+                let (line, parsed) = match records.read() {
+                    Ok(Next::Record { line }) => (line, csv_row(line, &columns, &records.fields(), mode)),
+                    Ok(Next::TooLong { line }) => (line, Parsed::Invalid(vec![too_long(line)])),
+                    Ok(Next::End) => break,
+                    Err(_) => {
                         if let Some((_, parsed)) = held.take() {
                             push(parsed, &mut pending);
                         }
                         push(
-                            Parsed::Invalid(vec![row_error(line, "row", "unreadable", "cannot be read")]),
+                            Parsed::Invalid(vec![row_error(
+                                last_line,
+                                "row",
+                                "unreadable",
+                                "cannot be read",
+                            )]),
                             &mut pending,
                         );
                         break;
                     }
                 };
-                if !more {
-                    break;
-                }
-                let line = record.position().map_or(0, |p| p.line());
-                let parsed = csv_row(line, &columns, &record, mode);
+                last_line = line;
                 if let Some((_, previous)) = held.replace((line, parsed))
                     && !push(previous, &mut pending)
                 {
                     return Ok(index);
                 }
             }
-            drop(csv);
             if let Some((line, parsed)) = held.take() {
-                let parsed = if counted.quotes % 2 == 1 {
-                    Parsed::Invalid(vec![row_error(
+                let parsed = if records.quote_open() {
+                    let mut errors = match parsed {
+                        Parsed::Invalid(errors) if errors.iter().any(|e| e.code == ROW_TOO_LONG) => errors,
+                        _ => Vec::new(),
+                    };
+                    errors.push(row_error(
                         line,
                         "row",
                         "unterminated_quote",
                         "a quoted field is not closed before the end of the file",
-                    )])
+                    ));
+                    Parsed::Invalid(errors)
                 } else {
                     parsed
                 };
@@ -282,18 +277,22 @@ pub fn read_rows<R: Read>(
             }
         }
         FileFormat::Jsonl => {
-            let mut lines = BufReader::with_capacity(64 * 1024, reader);
+            let mut lines = JsonLines::new(input);
             let mut buffer = Vec::new();
-            let mut line = 0u64;
             loop {
-                buffer.clear();
-                let read = lines
-                    .read_until(b'\n', &mut buffer)
-                    .map_err(|e| HeaderError::Malformed(e.to_string()))?;
-                if read == 0 {
-                    break;
-                }
-                line += 1;
+                let line = match lines
+                    .read(&mut buffer)
+                    .map_err(|e| HeaderError::Malformed(e.to_string()))?
+                {
+                    Next::Record { line } => line,
+                    Next::TooLong { line } => {
+                        if !push(Parsed::Invalid(vec![too_long(line)]), &mut pending) {
+                            return Ok(index);
+                        }
+                        continue;
+                    }
+                    Next::End => break,
+                };
                 let mut text: &[u8] = &buffer;
                 if line == 1 {
                     text = strip_bom(text);
@@ -319,7 +318,19 @@ pub fn read_rows<R: Read>(
     Ok(index)
 }
 
-fn csv_row(line: u64, columns: &[&'static str], record: &csv::ByteRecord, mode: ImportMode) -> Parsed {
+/// The code of a record longer than [`ROW_MAX_BYTES`].
+const ROW_TOO_LONG: &str = "row_too_long";
+
+fn too_long(line: u64) -> RowError {
+    row_error(
+        line,
+        "row",
+        ROW_TOO_LONG,
+        &format!("is longer than {ROW_MAX_BYTES} bytes, more than any valid product takes"),
+    )
+}
+
+fn csv_row(line: u64, columns: &[&'static str], record: &[&[u8]], mode: ImportMode) -> Parsed {
     if record.len() != columns.len() {
         return Parsed::Invalid(vec![row_error(
             line,
@@ -442,5 +453,126 @@ mod tests {
         )
         .unwrap();
         assert_eq!((total, resumed.len()), (3, 1));
+    }
+
+    fn read_bytes(bytes: &[u8], format: FileFormat, skip: u64) -> (u64, Vec<Parsed>) {
+        let mut rows = Vec::new();
+        let total = read_rows(bytes, format, ImportMode::Upsert, skip, 3, |batch| {
+            rows.extend(batch);
+            true
+        })
+        .unwrap();
+        (total, rows)
+    }
+
+    fn lines(rows: &[Parsed]) -> Vec<(u64, Vec<String>)> {
+        rows.iter()
+            .map(|parsed| match parsed {
+                Parsed::Valid(row) => (row.line, vec![]),
+                Parsed::Invalid(errors) => (errors[0].line, errors.iter().map(|e| e.code.clone()).collect()),
+            })
+            .collect()
+    }
+
+    fn valid(line: u64) -> (u64, Vec<String>) {
+        (line, vec![])
+    }
+
+    fn invalid(line: u64, codes: &[&str]) -> (u64, Vec<String>) {
+        (line, codes.iter().map(|c| (*c).to_owned()).collect())
+    }
+
+    fn jsonl_row(sku: &str) -> String {
+        format!("{{\"sku\":\"{sku}\",\"name\":\"n\",\"price\":1,\"stock\":1}}\n")
+    }
+
+    /// A JSON Lines file: a good row, a 1 MiB line (a valid row's start, then a description
+    /// that never ends), a good row.
+    fn jsonl_with_a_long_line() -> Vec<u8> {
+        let mut file = jsonl_row("A");
+        file.push_str("{\"sku\":\"L\",\"name\":\"n\",\"price\":1,\"stock\":1,\"description\":\"");
+        file.push_str(&"x".repeat(1 << 20));
+        file.push_str("\"}\n\n");
+        file.push_str(&jsonl_row("B"));
+        file.into_bytes()
+    }
+
+    #[test]
+    fn a_json_line_over_the_limit_is_one_invalid_row_and_the_next_keep_their_lines() {
+        let (total, rows) = read_bytes(&jsonl_with_a_long_line(), FileFormat::Jsonl, 0);
+        assert_eq!(total, 3);
+        assert_eq!(
+            lines(&rows),
+            vec![valid(1), invalid(2, &["row_too_long"]), valid(4)]
+        );
+        let Parsed::Invalid(errors) = &rows[1] else {
+            panic!("the long line is invalid")
+        };
+        assert_eq!(errors[0].field, "row");
+        assert!(
+            errors[0].message.contains("131072 bytes"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn a_csv_record_over_the_limit_is_one_invalid_row_and_the_next_keep_their_lines() {
+        // The long record's quoted description spans three lines; the next rows are counted
+        // after them.
+        let long = format!(
+            "L,n,\"{}\n\"\"two\"\"\n{}\",1,1",
+            "x".repeat(1 << 20),
+            "y".repeat(10)
+        );
+        let file =
+            format!("sku,name,description,price,stock\nA,a,,1,1\n{long}\r\n\nB,b,\"q\nq\",1,1\nC,c,,1,1\n");
+        let (total, rows) = read_bytes(file.as_bytes(), FileFormat::Csv, 0);
+        assert_eq!(total, 4);
+        assert_eq!(
+            lines(&rows),
+            vec![valid(2), invalid(3, &["row_too_long"]), valid(7), valid(9)]
+        );
+    }
+
+    #[test]
+    fn a_quote_left_open_past_the_limit_is_one_invalid_row_then_the_end() {
+        let file = format!(
+            "sku,name,price,stock\nA,a,1,1\nB,\"open,1,1\n{}C,c,1,1\n",
+            "more\n".repeat(100_000)
+        );
+        let (total, rows) = read_bytes(file.as_bytes(), FileFormat::Csv, 0);
+        assert_eq!(total, 2);
+        assert_eq!(
+            lines(&rows),
+            vec![valid(2), invalid(3, &["row_too_long", "unterminated_quote"])]
+        );
+    }
+
+    #[test]
+    fn a_record_after_blank_lines_carries_its_own_line() {
+        let (_, rows) = read_bytes(b"sku,name,price,stock\n\n\r\nA,a,1,1\n", FileFormat::Csv, 0);
+        assert_eq!(lines(&rows), vec![valid(4)]);
+    }
+
+    #[test]
+    fn a_resumed_run_lands_on_the_same_row_past_a_long_one() {
+        let long = format!("L,n,{},1\n", "9".repeat(1 << 20));
+        let csv = format!("sku,name,price,stock\nA,a,1,1\n{long}B,b,1,1\nC,c,1,1\n");
+        for (bytes, format) in [
+            (csv.into_bytes(), FileFormat::Csv),
+            (jsonl_with_a_long_line(), FileFormat::Jsonl),
+        ] {
+            let (_, whole) = read_bytes(&bytes, format, 0);
+            for skip in 0..whole.len() as u64 {
+                let (total, resumed) = read_bytes(&bytes, format, skip);
+                assert_eq!(total, whole.len() as u64);
+                assert_eq!(
+                    lines(&resumed),
+                    lines(&whole[skip as usize..]),
+                    "{format:?} from {skip}"
+                );
+            }
+        }
     }
 }

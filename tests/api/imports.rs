@@ -143,6 +143,42 @@ both_backends! {
         assert_eq!(job["result"]["created"], 1);
     }
 
+    async fn an_8_mib_csv_row_is_one_invalid_row_by_its_line_and_skip_creates_the_others(app) with FAST => {
+        // The long row's description is quoted and spans two lines: the rows after it keep theirs.
+        let long = format!("L-1,Long,\"{}\n{}\",1.00,1\n", "x".repeat(4 << 20), "y".repeat(4 << 20));
+        let csv = format!("{HEADER}A-1,First,,1.00,1\n{long}A-2,Second,,1.00,1\nA-3,Bad,,19.999,1\n");
+        let dry = import_and_wait(&app, "?on_error=skip&dry_run=true", &csv).await;
+        assert_eq!(dry["status"], "succeeded", "{dry}");
+        assert_eq!((dry["result"]["created"].as_u64(), dry["result"]["invalid"].as_u64()), (Some(2), Some(2)));
+        let job = import_and_wait(&app, "?on_error=skip", &csv).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let result = &job["result"];
+        assert_eq!((result["rows"].as_u64(), result["created"].as_u64(), result["invalid"].as_u64()), (Some(4), Some(2), Some(2)));
+        assert_eq!(
+            result["errors"][0],
+            json!({"line": 3, "field": "row", "code": "row_too_long", "message": "is longer than 131072 bytes, more than any valid product takes"})
+        );
+        assert_eq!((result["errors"][1]["line"].as_u64(), result["errors"][1]["field"].as_str()), (Some(6), Some("price")));
+        assert_eq!(app.product_count().await, 2);
+        assert_eq!(app.scalar("SELECT count(*) FROM products WHERE sku = 'L-1'").await, 0);
+    }
+
+    async fn an_8_mib_json_line_with_abort_writes_nothing_and_names_its_line(app) with FAST => {
+        let good = |sku: &str| format!("{{\"sku\":\"{sku}\",\"name\":\"n\",\"price\":1,\"stock\":1}}\n");
+        let long = format!("{{\"sku\":\"L-1\",\"name\":\"{}\",\"price\":1,\"stock\":1}}\n", "x".repeat(8 << 20));
+        let body = format!("{}{long}{}", good("A-1"), good("A-2"));
+        let response = post_import(&app, "?format=jsonl&on_error=abort", "application/x-ndjson", body).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let job: Value = response.json().await.unwrap();
+        let job = wait_job(&app, &job["id"], 60).await;
+        assert_eq!(job["status"], "failed", "{job}");
+        assert_eq!(job["error"]["type"], "/problems/import-rejected");
+        let result = &job["result"];
+        assert_eq!((result["rows"].as_u64(), result["invalid"].as_u64()), (Some(3), Some(1)));
+        assert_eq!((result["errors"][0]["line"].as_u64(), result["errors"][0]["code"].as_str()), (Some(2), Some("row_too_long")));
+        assert_eq!(app.product_count().await, 0);
+    }
+
     async fn a_body_over_the_limit_is_413_and_leaves_nothing_behind(app) with &[("TIENDA_IMPORT_MAX_MB", "1")] => {
         let big = csv_of(40_000);
         assert!(big.len() > 1 << 20);
