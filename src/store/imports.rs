@@ -16,7 +16,7 @@ use super::idempotency::write_transaction;
 use super::inventory::insert_ledger;
 use super::jobs::{Lease, Progress, record_progress};
 use super::listing::export_where;
-use super::outbox::record_some;
+use super::outbox::{self, OutboxWriter, record_some};
 use super::products::{ProductRow, product_columns};
 use super::{Store, StoreError, Timestamp, on_db};
 use crate::domain::import::{ImportMode, ImportRow, Plan, plan};
@@ -24,22 +24,23 @@ use crate::domain::listing::Filters;
 use crate::domain::product::{Description, Product, ProductDraft, Sku};
 use crate::domain::webhook::EventType;
 
-/// The products whose sku (ignoring case) is one of `skus`, by lower-cased sku.
+/// The products whose sku (ignoring case) is one of `skus`, by lower-cased sku; `lock` ends the
+/// statement (` FOR UPDATE` in a PostgreSQL write transaction).
 macro_rules! lookup_skus {
-    ($executor:expr, $dialect:expr, $skus:expr) => {
+    ($executor:expr, $dialect:expr, $skus:expr, $lock:expr) => {
         async {
             let mut found: HashMap<String, Product> = HashMap::new();
             if $skus.is_empty() {
                 return Ok::<_, StoreError>(found);
             }
             let placeholders = (1..=$skus.len())
-                .map(|i| format!("${i}"))
+                .map(|i| $dialect.placeholder(i))
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
                 "SELECT {} FROM products WHERE lower(sku) IN ({placeholders}){}",
                 product_columns!(),
-                $dialect.pick("", " FOR UPDATE")
+                $lock
             );
             let mut query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql));
             for sku in $skus {
@@ -98,8 +99,7 @@ impl Store {
     pub async fn products_by_sku(&self, rows: &[ImportRow]) -> Result<HashMap<String, Product>, StoreError> {
         let skus = lower_skus(rows);
         on_db!(self, |reader, _writer, dialect| {
-            let _ = dialect;
-            lookup_skus!(reader, crate::store::Dialect::Sqlite, &skus).await
+            lookup_skus!(reader, dialect, &skus, "").await
         })
     }
 
@@ -118,7 +118,8 @@ impl Store {
         let reason = format!("import job {}", lease.job_id);
         let skus = lower_skus(rows);
         let result = write_transaction!(self, |tx, dialect| {
-            let mut existing = lookup_skus!(&mut *tx, dialect, &skus).await?;
+            let mut existing =
+                lookup_skus!(&mut *tx, dialect, &skus, dialect.pick("", " FOR UPDATE")).await?;
             let mut plans = Vec::with_capacity(rows.len());
             // New products are inserted together at the end of the batch, in one statement; a
             // later row of the batch with the same sku changes the pending draft instead.
@@ -157,18 +158,19 @@ impl Store {
                 plans.push(planned);
             }
             if !creates.is_empty() {
+                // Every parameter is bound in the order it appears (see `Dialect::placeholder`).
                 let values = (0..creates.len())
                     .map(|i| {
-                        let b = i * 6;
+                        let p = |k: usize| dialect.placeholder(i * 7 + k);
                         format!(
-                            "(${}, ${}, ${}, ${}, ${}, 1, ${}, ${})",
-                            b + 1,
-                            b + 2,
-                            b + 3,
-                            b + 4,
-                            b + 5,
-                            b + 6,
-                            b + 6
+                            "({}, {}, {}, {}, {}, 1, {}, {})",
+                            p(1),
+                            p(2),
+                            p(3),
+                            p(4),
+                            p(5),
+                            p(6),
+                            p(7)
                         )
                     })
                     .collect::<Vec<_>>()
@@ -186,31 +188,39 @@ impl Store {
                         .bind(draft.description.as_ref().map(Description::as_str))
                         .bind(draft.price.cents())
                         .bind(draft.stock.units())
+                        .bind(now)
                         .bind(now);
                 }
                 let mut created = Vec::with_capacity(creates.len());
+                let mut events = Vec::new();
                 for row in insert.fetch_all(&mut *tx).await? {
                     let product = Product::try_from(row)?;
-                    record_some(&mut *tx, EventType::ProductCreated, self.product_event(&product)).await?;
+                    if let Some(data) = self.product_event(&product) {
+                        events.push(outbox::render(EventType::ProductCreated, data)?);
+                    }
                     created.push((product.id, product.draft.stock.units()));
                 }
+                OutboxWriter::insert_events(&mut *tx, &events).await?;
                 // Every new product's first ledger row is its initial stock, whatever order the
                 // ids came back in.
                 let values = (0..created.len())
                     .map(|i| {
-                        let b = i * 2;
-                        format!("(${}, ${}, ${}, $1, NULL, $2)", b + 3, b + 4, b + 4)
+                        let p = |k: usize| dialect.placeholder(i * 5 + k);
+                        format!("({}, {}, {}, {}, NULL, {})", p(1), p(2), p(3), p(4), p(5))
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
                 let sql = format!(
                     "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) VALUES {values}"
                 );
-                let mut ledger = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(reason.as_str())
-                    .bind(now);
+                let mut ledger = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (id, stock) in &created {
-                    ledger = ledger.bind(*id).bind(*stock);
+                    ledger = ledger
+                        .bind(*id)
+                        .bind(*stock)
+                        .bind(*stock)
+                        .bind(reason.as_str())
+                        .bind(now);
                 }
                 ledger.execute(&mut *tx).await?;
             }

@@ -46,6 +46,35 @@ struct Envelope<'a> {
 const INSERT_EVENT: &str =
     "INSERT INTO webhook_outbox (event_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4)";
 
+/// An event rendered for the outbox, not yet written.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    event_id: String,
+    event_type: &'static str,
+    payload: String,
+    at: Timestamp,
+}
+
+/// Renders an event of `event_type` carrying `data`: its id (`evt_...`, the `webhook-id` of its
+/// deliveries) and the body every delivery sends.
+pub fn render(event_type: EventType, data: serde_json::Value) -> Result<Rendered, StoreError> {
+    let at = Timestamp::now();
+    let event_id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+    let envelope = Envelope {
+        id: &event_id,
+        event_type: event_type.as_str(),
+        created_at: at.0.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        data,
+    };
+    let payload = serde_json::to_string(&envelope).map_err(StoreError::Render)?;
+    Ok(Rendered {
+        event_id,
+        event_type: event_type.as_str(),
+        payload,
+        at,
+    })
+}
+
 /// A connection inside an open write transaction of either backend.
 pub trait OutboxWriter: Send {
     /// Inserts one outbox row.
@@ -56,10 +85,14 @@ pub trait OutboxWriter: Send {
         payload: &str,
         at: Timestamp,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Inserts many outbox rows in one statement (an import batch's events: one statement
+    /// instead of one per product).
+    fn insert_events(&mut self, events: &[Rendered]) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
 macro_rules! outbox_writer {
-    ($connection:ty) => {
+    ($connection:ty, $dialect:expr) => {
         impl OutboxWriter for $connection {
             async fn insert_event(
                 &mut self,
@@ -77,11 +110,37 @@ macro_rules! outbox_writer {
                     .await?;
                 Ok(())
             }
+
+            async fn insert_events(&mut self, events: &[Rendered]) -> Result<(), sqlx::Error> {
+                // Small enough for either engine's limit on parameters.
+                for chunk in events.chunks(1000) {
+                    let values = (0..chunk.len())
+                        .map(|i| {
+                            let p = |k: usize| $dialect.placeholder(i * 4 + k);
+                            format!("({}, {}, {}, {})", p(1), p(2), p(3), p(4))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "INSERT INTO webhook_outbox (event_id, event_type, payload, created_at) VALUES {values}"
+                    );
+                    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for event in chunk {
+                        insert = insert
+                            .bind(event.event_id.as_str())
+                            .bind(event.event_type)
+                            .bind(event.payload.as_str())
+                            .bind(event.at);
+                    }
+                    insert.execute(&mut *self).await?;
+                }
+                Ok(())
+            }
         }
     };
 }
-outbox_writer!(sqlx::SqliteConnection);
-outbox_writer!(sqlx::PgConnection);
+outbox_writer!(sqlx::SqliteConnection, super::Dialect::Sqlite);
+outbox_writer!(sqlx::PgConnection, super::Dialect::Postgres);
 
 /// Records an event of `event_type` carrying `data` in the open transaction `tx` (pass
 /// `&mut *tx`); returns the event's id (`evt_...`, the `webhook-id` of its deliveries). It
@@ -91,18 +150,10 @@ pub async fn record<W: OutboxWriter + ?Sized>(
     event_type: EventType,
     data: serde_json::Value,
 ) -> Result<String, StoreError> {
-    let now = Timestamp::now();
-    let event_id = format!("evt_{}", uuid::Uuid::now_v7().simple());
-    let envelope = Envelope {
-        id: &event_id,
-        event_type: event_type.as_str(),
-        created_at: now.0.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        data,
-    };
-    let payload = serde_json::to_string(&envelope).map_err(StoreError::Render)?;
-    tx.insert_event(&event_id, event_type.as_str(), &payload, now)
+    let event = render(event_type, data)?;
+    tx.insert_event(&event.event_id, event.event_type, &event.payload, event.at)
         .await?;
-    Ok(event_id)
+    Ok(event.event_id)
 }
 
 impl Store {
