@@ -81,15 +81,18 @@ fresh_copy() { # url -> url of the copy
 
 run_db() { # label url round
   local db=$1 url=$2 round=$3 mode token
-  CEILING_DATABASE_URL=$url CEILING_ADDR=127.0.0.1:$CEILING_PORT "$CEILING" >/dev/null 2>&1 &
-  PIDS+=($!)
-  wait_http "http://127.0.0.1:$CEILING_PORT/products/1"
   for mode in ceiling off local redis; do
     if [ "$mode" = ceiling ]; then
+      # Stopped after its turn: the next engine's ceiling takes the same port.
+      CEILING_DATABASE_URL=$url CEILING_ADDR=127.0.0.1:$CEILING_PORT "$CEILING" >/dev/null 2>&1 &
+      local ceiling=$!
+      PIDS+=($ceiling)
+      wait_http "http://127.0.0.1:$CEILING_PORT/products/1"
       BENCH_RANDOM_PREFIX=http://127.0.0.1:$CEILING_PORT/products/ BENCH_RANDOM_MAX=10000 \
         load "$db ceiling get-by-id" "http://127.0.0.1:$CEILING_PORT/products/1" -s bench/wrk.lua
       BENCH_RANDOM_PREFIX="http://127.0.0.1:$CEILING_PORT/products?per_page=20&page=" BENCH_RANDOM_MAX=50 \
         load "$db ceiling list-page" "http://127.0.0.1:$CEILING_PORT/products?page=1" -s bench/wrk.lua
+      kill "$ceiling"; wait "$ceiling" 2>/dev/null || true
       continue
     fi
     local run_url

@@ -5,7 +5,9 @@
 # command; and the ceiling of the same rows bulk-loaded by the engine itself (PostgreSQL COPY,
 # SQLite executemany in one transaction) into the same schema.
 # Usage: bench/import.sh [ROWS] [POSTGRES_ADMIN_URL]   (defaults 1000000, postgres://postgres@127.0.0.1:5432/postgres)
-# Set TIENDA_BIN to the binary (default target/release/tienda; build it with cargo build --release).
+# Set TIENDA_BIN to the binary (default target/release/tienda; build it with cargo build --release),
+# and TIENDA_IMPORT_BATCH_ROWS to import in batches other than 500 rows.
+# BENCH_ENGINES="sqlite postgres" (default) chooses the engines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
@@ -22,16 +24,27 @@ with open(path, "w") as f:
     for i in range(n):
         f.write(f'SKU-{i},"Product {i}, size {i % 5}","Cotton, {i % 13} colours",{i % 5000}.{i % 100:02d},{i % 50}\n')
 PY
-echo "rows: $rows, file: $(du -h "$work/products.csv" | cut -f1)"
+echo "rows: $rows, file: $(du -h "$work/products.csv" | cut -f1), batch: ${TIENDA_IMPORT_BATCH_ROWS:-500}"
 
-measure() { # label, then the command: wall seconds and peak RSS
+measure() { # label, then the command: wall seconds, peak RSS, and peak anonymous RSS
+  # RssAnon (the heap and stacks) is sampled apart from the total: on SQLite the total also
+  # counts the database file's pages read through its memory map, which are page cache.
   local label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" > /dev/null 2> "$work/stderr" || { cat "$work/stderr"; exit 1; }
-  read -r secs kb < "$work/time"
-  python3 -c "import sys; r, s, kb = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]); print(f'{sys.argv[4]:<28} {s:7.2f} s  {r / s:10.0f} rows/s  peak RSS {kb / 1024:6.1f} MiB')" "$rows" "$secs" "$kb" "$label"
+  local start peak_anon=0 peak_rss=0 anon hwm
+  start=$(date +%s.%N)
+  "$@" > /dev/null 2> "$work/stderr" &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    read -r anon hwm < <(awk '/^RssAnon:/ {a = $2} /^VmHWM:/ {h = $2} END {print a + 0, h + 0}' "/proc/$pid/status" 2>/dev/null || echo "0 0")
+    [ "$anon" -gt "$peak_anon" ] && peak_anon=$anon
+    [ "$hwm" -gt "$peak_rss" ] && peak_rss=$hwm
+    sleep 0.2
+  done
+  wait "$pid" || { cat "$work/stderr"; exit 1; }
+  python3 -c "import sys, time; r, s, kb, anon = int(sys.argv[1]), time.time() - float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]); print(f'{sys.argv[5]:<34} {s:7.2f} s  {r / s:10.0f} rows/s  peak RSS {kb / 1024:6.1f} MiB  anon {anon / 1024:6.1f} MiB')" "$rows" "$start" "$peak_rss" "$peak_anon" "$label"
 }
 
-for engine in sqlite postgres; do
+for engine in ${BENCH_ENGINES:-sqlite postgres}; do
   if [ "$engine" = sqlite ]; then
     url="sqlite://$work/bench.db"
     ceiling_url="$work/ceiling.db"

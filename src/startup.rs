@@ -286,6 +286,7 @@ pub fn worker_settings(jobs: &crate::config::JobSettings) -> crate::jobs::runner
         concurrency: jobs.workers,
         lease: jobs.lease,
         poll: jobs.poll,
+        import_batch: jobs.import_batch,
         shares_sqlite_writer: false,
     }
 }

@@ -186,6 +186,7 @@ pub(super) fn jobs(vars: &Vars) -> Result<JobSettings, ConfigError> {
         workers: vars.number("TIENDA_WORKERS", 1, 0, 256)? as usize,
         lease: vars.secs("TIENDA_JOB_LEASE_SECS", 30, 1, 3600)?,
         import_max_bytes: vars.number("TIENDA_IMPORT_MAX_MB", 512, 1, 1 << 20)? << 20,
+        import_batch: vars.number("TIENDA_IMPORT_BATCH_ROWS", 500, 1, MAX_IMPORT_BATCH)? as usize,
         export_ttl: Duration::from_secs(vars.number("TIENDA_EXPORT_TTL_HOURS", 24, 1, 24 * 365)? * 3600),
         poll: Duration::from_millis(vars.number("TIENDA_JOB_POLL_MS", 500, 10, 60_000)?),
         purge_every: vars.secs("TIENDA_PURGE_INTERVAL_SECS", 3600, 1, 86_400)?,
@@ -225,6 +226,10 @@ pub(super) fn cache(
     })
 }
 
+/// The largest import batch: its insert binds 7 parameters a row, and SQLite takes at most
+/// 32,766 in one statement.
+const MAX_IMPORT_BATCH: u64 = 4_000;
+
 /// Webhook delivery: targets, timeouts, the retry schedule (see `webhooks`).
 pub(super) fn webhooks(vars: &Vars, environment: Environment) -> Result<WebhookSettings, ConfigError> {
     Ok(WebhookSettings {
@@ -237,7 +242,12 @@ pub(super) fn webhooks(vars: &Vars, environment: Environment) -> Result<WebhookS
             1,
             3_600_000,
         )?),
-        disable_after: vars.secs("TIENDA_WEBHOOK_DISABLE_AFTER_HOURS", 72, 1, 24 * 365)? * 3600,
+        disable_after: hours_or_secs(
+            vars,
+            "TIENDA_WEBHOOK_DISABLE_AFTER_HOURS",
+            72,
+            "TIENDA_WEBHOOK_DISABLE_AFTER_SECS",
+        )?,
         concurrency: vars.number("TIENDA_WEBHOOK_CONCURRENCY", 64, 1, 4096)? as usize,
         retention: WebhookRetention {
             delivered: retention(
@@ -264,10 +274,31 @@ fn retention(
     default_days: u64,
     secs_key: &'static str,
 ) -> Result<Duration, ConfigError> {
+    in_units_or_secs(vars, (days_key, 86_400, 3650), default_days, secs_key)
+}
+
+/// A duration in hours (`hours_key`, at least one), or in seconds when `secs_key` is set: tests
+/// cannot wait three days to see an endpoint disabled.
+fn hours_or_secs(
+    vars: &Vars,
+    hours_key: &'static str,
+    default_hours: u64,
+    secs_key: &'static str,
+) -> Result<Duration, ConfigError> {
+    in_units_or_secs(vars, (hours_key, 3600, 24 * 3650), default_hours, secs_key)
+}
+
+/// `key` counted in units of `unit_secs` (1 to `max_units`), unless `secs_key` is set.
+fn in_units_or_secs(
+    vars: &Vars,
+    (key, unit_secs, max_units): (&'static str, u64, u64),
+    default_units: u64,
+    secs_key: &'static str,
+) -> Result<Duration, ConfigError> {
     match vars.get(secs_key) {
-        Some(_) => vars.secs(secs_key, 0, 1, 3650 * 86_400),
+        Some(_) => vars.secs(secs_key, 0, 1, max_units * unit_secs),
         None => Ok(Duration::from_secs(
-            vars.number(days_key, default_days, 1, 3650)? * 86_400,
+            vars.number(key, default_units, 1, max_units)? * unit_secs,
         )),
     }
 }

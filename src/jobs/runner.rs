@@ -62,6 +62,8 @@ pub struct JobContext {
     stopping: watch::Receiver<bool>,
     cancelled: Arc<AtomicBool>,
     shares_sqlite_writer: bool,
+    /// Rows an import writes per transaction.
+    pub import_batch: usize,
 }
 
 impl JobContext {
@@ -145,6 +147,8 @@ pub struct WorkerSettings {
     /// `tienda import`): jobs pause between batches ([`JobContext::after_batch`]). An embedded
     /// worker shares the API's one-connection writer pool, whose queue is first come first served.
     pub shares_sqlite_writer: bool,
+    /// Rows an import writes per transaction (`TIENDA_IMPORT_BATCH_ROWS`).
+    pub import_batch: usize,
 }
 
 /// Starts `settings.concurrency` workers; they stop taking jobs once `stop` says true, and
@@ -224,6 +228,7 @@ pub async fn run_next(
         stopping: stop.clone(),
         cancelled,
         shares_sqlite_writer: settings.shares_sqlite_writer,
+        import_batch: settings.import_batch,
     };
     let outcome = handler.run(&mut context).await;
     heartbeat.abort();

@@ -25,8 +25,6 @@ use crate::jobs::runner::{BoxFuture, JobContext, JobHandler, Outcome};
 use crate::store::jobs::{NewJob, Progress};
 use crate::store::{Store, StoreError};
 
-/// Rows per write transaction.
-pub const BATCH: usize = 500;
 /// Bytes per stored chunk of an upload.
 pub const CHUNK: usize = 1 << 20;
 /// How much of a CSV upload is read to find its header row.
@@ -198,13 +196,14 @@ impl JobHandler for ImportHandler {
     }
 }
 
-/// Reads the file on a blocking thread from row `skip` on, batches of parsed rows coming back
+/// Reads the file on a blocking thread from row `skip` on, in batches of `batch` parsed rows coming back
 /// through a channel (two in flight: memory stays flat). The receiver, and the join handle of
 /// the reader (the rows in the file, or why it could not be read).
 fn spawn_reader(
     store: &Store,
     payload: &ImportPayload,
     skip: u64,
+    batch: usize,
 ) -> (
     mpsc::Receiver<Vec<Parsed>>,
     tokio::task::JoinHandle<Result<u64, String>>,
@@ -214,8 +213,8 @@ fn spawn_reader(
     let failure = reader.failure.clone();
     let options = payload.options;
     let handle = tokio::task::spawn_blocking(move || {
-        let rows = read_rows(reader, options.format, options.mode, skip, BATCH, |batch| {
-            sender.blocking_send(batch).is_ok()
+        let rows = read_rows(reader, options.format, options.mode, skip, batch, |rows| {
+            sender.blocking_send(rows).is_ok()
         });
         let failed = failure.lock().ok().and_then(|mut f| f.take());
         match (failed, rows) {
@@ -291,7 +290,7 @@ fn draft_hash(draft: &ProductDraft) -> u64 {
 /// count it. Starts from the top on every run (it keeps no state worth resuming).
 async fn validate(context: &JobContext, payload: &ImportPayload) -> Result<ImportResult, Outcome> {
     let mode = payload.options.mode;
-    let (mut batches, reader) = spawn_reader(&context.store, payload, 0);
+    let (mut batches, reader) = spawn_reader(&context.store, payload, 0, context.import_batch);
     let mut result = ImportResult::default();
     let mut seen: HashMap<String, u64> = HashMap::new();
     while let Some(batch) = batches.recv().await {
@@ -358,7 +357,8 @@ async fn validate(context: &JobContext, payload: &ImportPayload) -> Result<Impor
 /// The pass that writes, batch by batch, each batch with the progress that says it was done.
 async fn write(context: &JobContext, payload: &ImportPayload, mut checkpoint: Checkpoint) -> Outcome {
     let options = payload.options;
-    let (mut batches, reader) = spawn_reader(&context.store, payload, checkpoint.records);
+    let (mut batches, reader) =
+        spawn_reader(&context.store, payload, checkpoint.records, context.import_batch);
     while let Some(batch) = batches.recv().await {
         let read = batch.len() as u64;
         let mut next = checkpoint.clone();

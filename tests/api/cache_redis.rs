@@ -1,6 +1,7 @@
-//! Two instances on one PostgreSQL database, `TIENDA_CACHE=redis`, sharing invalidations over a
-//! Redis of the test's own (a free port, never the shared one), which the test kills and starts
-//! again in the middle of the run.
+//! Two tienda processes on one PostgreSQL database, `TIENDA_CACHE=redis`, sharing invalidations
+//! over a Redis of the test's own (a free port, never the shared one), which the test kills and
+//! starts again in the middle of the run: A serves in the test's process and takes the writes, B
+//! is a `tienda serve` child process and takes the reads.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -75,11 +76,35 @@ impl Drop for OwnRedis {
     }
 }
 
+/// An instance's base URL and a client for it.
+#[derive(Clone)]
+struct Instance {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Instance {
+    fn of(app: &TestApp) -> Self {
+        Instance {
+            base: app.url(""),
+            client: app.client.clone(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 /// Waits until the instance's readiness says its cache channel is `state`; returns the body.
-async fn wait_for_cache(app: &TestApp, state: &str) -> Value {
+async fn wait_for_cache(instance: &Instance, state: &str) -> Value {
     let started = Instant::now();
     loop {
-        let response = app.anonymous(Method::GET, "/health/ready").send().await.unwrap();
+        let response = instance.get("/health/ready").await;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or_default();
         if body["checks"]["cache"] == state {
@@ -107,7 +132,7 @@ struct Tally {
 
 /// `rounds` of: write on A, wait 100 ms after A answered, read on B (the product twice, then
 /// the listing page that shows it); a read showing an older version than A's answer is stale.
-async fn run(a: &Arc<TestApp>, b: &Arc<TestApp>, ids: &[i64], rounds: usize, tally: &Arc<Tally>) {
+async fn run(a: &Arc<TestApp>, b: &Instance, ids: &[i64], rounds: usize, tally: &Arc<Tally>) {
     let tasks: Vec<_> = ids
         .iter()
         .map(|&id| {
@@ -175,8 +200,19 @@ async fn instances_see_each_others_writes_100_ms_later_through_a_redis_restart()
     let url = redis.url();
     let settings = [("TIENDA_CACHE", "redis"), ("REDIS_URL", url.as_str())];
     let a = Arc::new(TestApp::spawn_with(Backend::Postgres, &settings).await.unwrap());
-    let b = Arc::new(a.sibling(&settings).await);
-    wait_for_cache(&a, "up").await;
+    let dir = tempfile::tempdir().unwrap();
+    let b_settings = [
+        ("DATABASE_URL", a.database_url.as_str()),
+        settings[0],
+        settings[1],
+    ];
+    let (_b_process, b_addr) = tokio::task::block_in_place(|| crate::process::serve(dir.path(), &b_settings));
+    let b = Instance {
+        base: format!("http://{b_addr}"),
+        client: crate::helpers::client_builder().no_proxy().build().unwrap(),
+    };
+    let a_instance = Instance::of(&a);
+    wait_for_cache(&a_instance, "up").await;
     wait_for_cache(&b, "up").await;
     let mut ids = Vec::new();
     for n in 0..10 {
@@ -202,7 +238,7 @@ async fn instances_see_each_others_writes_100_ms_later_through_a_redis_restart()
     load.await.unwrap();
 
     // 3. Recovered by themselves: 300 more writes, and B serves hits again.
-    wait_for_cache(&a, "up").await;
+    wait_for_cache(&a_instance, "up").await;
     wait_for_cache(&b, "up").await;
     let after = Arc::new(Tally::default());
     run(&a, &b, &ids, 30, &after).await;

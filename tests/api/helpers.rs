@@ -176,11 +176,6 @@ impl TestApp {
         Self::spawn_with(backend, settings).await.unwrap()
     }
 
-    /// Another server on this one's database, both running: a second instance.
-    pub async fn sibling(&self, settings: &[(&str, &str)]) -> TestApp {
-        Self::start(self.backend, self.db.clone(), self.database_url.clone(), settings).await
-    }
-
     /// Stops this server, waits until it has stopped, and starts another with `settings` on the
     /// same database: a restart of the process, the data kept.
     pub async fn restart_with(mut self, settings: &[(&str, &str)]) -> TestApp {

@@ -15,6 +15,7 @@ mod errors;
 mod exports;
 mod hostile_clients;
 mod hostile_input;
+mod import_property;
 mod imports;
 mod inventory;
 mod job_helpers;

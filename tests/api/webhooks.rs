@@ -488,6 +488,53 @@ both_backends! {
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "a delivery of another endpoint");
     }
 
+    async fn an_endpoint_failing_past_the_disable_window_is_disabled_then_resumes_when_enabled(app) with &[
+        ("TIENDA_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("TIENDA_WEBHOOK_RETRY_BASE_MS", "200"),
+        ("TIENDA_WEBHOOK_DISABLE_AFTER_SECS", "1"),
+    ] => {
+        // Attempts after 0, ~0.2, ~0.6, ~1.8 s: the fourth fails more than the window after the
+        // first, and the fifth would be ~5 s later.
+        let failing = Receiver::start(&[Behaviour::Status(500); 50]).await;
+        let endpoint = subscribe(&app, &failing.url(), &["product.created"]).await;
+        let path = format!("/api/v1/webhooks/{}", endpoint["id"]);
+        let first = app.create_product(product_body(1)).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let current: Value = app.get(&path).await.json().await.unwrap();
+            if current["disabled"] == true {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not disabled after 20 s of failures: {current}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let attempts = failing.received().len();
+        assert!(attempts >= 2, "disabled after failures spanning the window, not at the first: {attempts}");
+        let log = deliveries(&app, endpoint["id"].as_i64().unwrap()).await;
+        assert_eq!((log.len(), log[0]["status"].clone()), (1, json!("pending")), "the delivery waits, it is not dead: {log:?}");
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.lines().any(|l| l.starts_with("tienda_webhook_endpoints_disabled_total ") && !l.ends_with(" 0")), "{metrics}");
+
+        // Disabled: nothing is attempted, and a change now is not kept for it.
+        let while_disabled = app.create_product(product_body(2)).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(failing.received().len(), attempts, "no attempt while disabled");
+
+        // The operator fixes the receiver and enables the endpoint: the waiting delivery and new
+        // events are sent, the event recorded while it was disabled is not.
+        let fixed = Receiver::start(&[]).await;
+        let response = app.send_json(Method::PATCH, &path, &json!({"url": fixed.url(), "disabled": false})).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let enabled: Value = response.json().await.unwrap();
+        assert_eq!(enabled["disabled"], false, "{enabled}");
+        let after = app.create_product(product_body(3)).await;
+        let received = fixed.exactly(2).await;
+        let mut products: Vec<Value> = received.iter().map(|r| r.json()["data"]["id"].clone()).collect();
+        products.sort_by_key(|id| id.as_i64());
+        assert_eq!(products, vec![first["id"].clone(), after["id"].clone()], "not {}", while_disabled["id"]);
+        assert!(received.iter().all(|r| signature_is_valid(endpoint["secret"].as_str().unwrap(), r)));
+    }
+
     async fn after_a_rotation_deliveries_carry_both_signatures(app) with DELIVERING => {
         let receiver = Receiver::start(&[]).await;
         let endpoint = subscribe(&app, &receiver.url(), &["product.created"]).await;

@@ -47,7 +47,7 @@ pub(super) fn push_count(statement: &mut Statement, dialect: Dialect, filters: &
         statement.bind(Bind::Text(fts5_match(filters).unwrap_or_default()));
     } else {
         statement.push("SELECT count(*)");
-        push_from_where(statement, dialect, filters, false);
+        push_from_where(statement, dialect, filters, Reading::Unordered);
     }
 }
 

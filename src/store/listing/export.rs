@@ -22,7 +22,7 @@ pub fn export_where(
 ) -> (String, Vec<ExportBind>) {
     let mut statement = Statement::default();
     statement.push("SELECT ").push(COLUMNS);
-    push_from_where(&mut statement, dialect, filters, false);
+    push_from_where(&mut statement, dialect, filters, Reading::Sorted(SortKey::Id));
     statement.push(" AND p.id > ").bind(Bind::Int(after));
     statement.push(" ORDER BY p.id LIMIT ").bind(Bind::Int(limit));
     let binds = statement

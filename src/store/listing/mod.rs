@@ -275,6 +275,50 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_out_of_stock_pages_name_the_partial_index_of_their_sort_key() {
+        let out_of_stock = Filters {
+            in_stock: Some(false),
+            ..Filters::default()
+        };
+        let statement = |dialect, filters: &Filters, key, page| {
+            let query = ListQuery {
+                sort: Sort {
+                    key,
+                    descending: true,
+                },
+                ..query(filters.clone(), page)
+            };
+            page_statement(dialect, &query, false).unwrap().sql
+        };
+        let second = Page::Offset {
+            page: 2,
+            per_page: 20,
+        };
+        for (key, index) in [
+            (SortKey::Name, "products_out_of_stock_name_idx"),
+            (SortKey::Price, "products_out_of_stock_price_idx"),
+            (SortKey::CreatedAt, "products_out_of_stock_created_at_idx"),
+            (SortKey::UpdatedAt, "products_out_of_stock_updated_at_idx"),
+        ] {
+            for page in [keyset(20), second.clone()] {
+                let sql = statement(Dialect::Sqlite, &out_of_stock, key, page.clone());
+                assert!(
+                    sql.contains(&format!("FROM products p INDEXED BY {index} WHERE")),
+                    "{sql}"
+                );
+                let sql = statement(Dialect::Postgres, &out_of_stock, key, page.clone());
+                assert!(!sql.contains("INDEXED BY"), "{sql}");
+                let sql = statement(Dialect::Sqlite, &Filters::default(), key, page);
+                assert!(!sql.contains("INDEXED BY"), "{sql}");
+            }
+        }
+        for key in [SortKey::Id, SortKey::Stock] {
+            let sql = statement(Dialect::Sqlite, &out_of_stock, key, keyset(20));
+            assert!(!sql.contains("INDEXED BY"), "{sql}");
+        }
+    }
+
+    #[test]
     fn relevance_parts_cover_every_id_once() {
         for (parts, max_id) in [(2, 2), (2, 1_000_000), (3, 10), (4, 7)] {
             let split = relevance_parts(&keyset(20), parts, max_id).unwrap();

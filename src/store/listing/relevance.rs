@@ -41,7 +41,7 @@ pub(super) fn relevance_statement(
         "products_fts.rowid"
     } else {
         statement.push("SELECT p.id");
-        push_from_where(&mut statement, dialect, &query.filters, true);
+        push_from_where(&mut statement, dialect, &query.filters, Reading::Scored);
         "p.id"
     };
     if let Some(part) = part {

@@ -35,7 +35,7 @@ pub(super) fn page_statement(
     if with_total {
         push_total_column(&mut statement, dialect, &query.filters);
     }
-    push_from_where(&mut statement, dialect, &query.filters, false);
+    push_from_where(&mut statement, dialect, &query.filters, Reading::Sorted(sort.key));
     let direction = if sort.descending { "DESC" } else { "ASC" };
     let column = key_column(sort.key);
     match &query.page {
@@ -79,7 +79,7 @@ pub(super) fn deep_offset_statement(
         push_total_column(&mut statement, dialect, &query.filters);
     }
     statement.push(" FROM products p JOIN (SELECT p.id");
-    push_from_where(&mut statement, dialect, &query.filters, false);
+    push_from_where(&mut statement, dialect, &query.filters, Reading::Sorted(sort.key));
     statement.push(&order).push(" LIMIT ");
     push_limit(&mut statement, &query.page);
     statement.push(") AS page ON page.id = p.id").push(&order);
@@ -104,7 +104,12 @@ pub(super) fn sqlite_keyset_after(query: &ListQuery, after: &After) -> Result<St
     let key = key_bind(sort.key, &after.key).ok_or(StoreError::InvalidCursor)?;
     let mut statement = Statement::default();
     statement.push("SELECT * FROM (SELECT ").push(COLUMNS);
-    push_from_where(&mut statement, Dialect::Sqlite, &query.filters, false);
+    push_from_where(
+        &mut statement,
+        Dialect::Sqlite,
+        &query.filters,
+        Reading::Sorted(sort.key),
+    );
     statement
         .push(&format!(" AND {column} = "))
         .bind(key.clone())
@@ -113,7 +118,12 @@ pub(super) fn sqlite_keyset_after(query: &ListQuery, after: &After) -> Result<St
         .push(&format!(" ORDER BY p.id {direction} LIMIT "));
     push_limit(&mut statement, &query.page);
     statement.push(") UNION ALL SELECT * FROM (SELECT ").push(COLUMNS);
-    push_from_where(&mut statement, Dialect::Sqlite, &query.filters, false);
+    push_from_where(
+        &mut statement,
+        Dialect::Sqlite,
+        &query.filters,
+        Reading::Sorted(sort.key),
+    );
     statement
         .push(&format!(" AND {column} {comparison} "))
         .bind(key)
