@@ -21,6 +21,8 @@ SCENARIOS = [
     ("sort name", "/admin/products?sort=name"),
     ("min/max price + in stock", "/admin/products?min_price=100&max_price=200&in_stock=true"),
     ("out of stock, sort -updated_at", "/admin/products?in_stock=false&sort=-updated_at"),
+    ("out of stock, sort name", "/admin/products?in_stock=false&sort=name"),
+    ("out of stock, price 10-20, sort -price", "/admin/products?in_stock=false&min_price=10&max_price=20&sort=-price"),
     ("search 'zephyr' (10,000 matches, relevance)", "/admin/products?q=zephyr"),
     ("search 'teal lamp' (805 matches)", "/admin/products?q=teal+lamp"),
     ("search 'zephyr', sort price", "/admin/products?q=zephyr&sort=price"),
