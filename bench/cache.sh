@@ -12,6 +12,9 @@
 #   bench/cache.sh                                           # SQLite
 #   bench/cache.sh --postgres postgres://postgres@127.0.0.1:5432   # and PostgreSQL
 #
+# BENCH_MODES (default "ceiling off local redis"), BENCH_SCENARIOS (default "reads writes") and
+# BENCH_SQLITE=0 (PostgreSQL only) narrow a run, e.g. to repeat the writes on one engine.
+#
 # Uses the release binaries in ./target (build them first: cargo build --release --bin tienda
 # --example ceiling). Redis mode talks to BENCH_REDIS_URL (default redis://127.0.0.1:6379): it
 # only publishes and subscribes on tienda's channel, it stores nothing there.
@@ -24,7 +27,8 @@ DURATION=${BENCH_DURATION:-8}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
-TIENDA=$ROOT/target/release/tienda
+SCENARIOS=${BENCH_SCENARIOS:-reads writes}
+TIENDA=${BENCH_TIENDA_BIN:-$ROOT/target/release/tienda}
 CEILING=$ROOT/target/release/examples/ceiling
 DATA=$ROOT/bench/.data
 PORT=18081 CEILING_PORT=18091
@@ -81,7 +85,7 @@ fresh_copy() { # url -> url of the copy
 
 run_db() { # label url round
   local db=$1 url=$2 round=$3 mode token
-  for mode in ceiling off local redis; do
+  for mode in ${BENCH_MODES:-ceiling off local redis}; do
     if [ "$mode" = ceiling ]; then
       # Stopped after its turn: the next engine's ceiling takes the same port.
       CEILING_DATABASE_URL=$url CEILING_ADDR=127.0.0.1:$CEILING_PORT "$CEILING" >/dev/null 2>&1 &
@@ -92,6 +96,9 @@ run_db() { # label url round
         load "$db ceiling get-by-id" "http://127.0.0.1:$CEILING_PORT/products/1" -s bench/wrk.lua
       BENCH_RANDOM_PREFIX="http://127.0.0.1:$CEILING_PORT/products?per_page=20&page=" BENCH_RANDOM_MAX=50 \
         load "$db ceiling list-page" "http://127.0.0.1:$CEILING_PORT/products?page=1" -s bench/wrk.lua
+      # The floor: the same server answering without any work (what no cache can beat here).
+      BENCH_RANDOM_PREFIX=http://127.0.0.1:$CEILING_PORT/floor/ BENCH_RANDOM_MAX=10000 \
+        load "$db floor get-by-id" "http://127.0.0.1:$CEILING_PORT/floor/1" -s bench/wrk.lua
       kill "$ceiling"; wait "$ceiling" 2>/dev/null || true
       continue
     fi
@@ -105,10 +112,16 @@ run_db() { # label url round
     PIDS+=($pid)
     wait_http "http://127.0.0.1:$PORT/api/v1/products/1"
     warm "http://127.0.0.1:$PORT"
-    BENCH_RANDOM_PREFIX=http://127.0.0.1:$PORT/api/v1/products/ BENCH_RANDOM_MAX=10000 \
-      load "$db $mode get-by-id" "http://127.0.0.1:$PORT/api/v1/products/1" -s bench/wrk.lua
-    BENCH_RANDOM_PREFIX="http://127.0.0.1:$PORT/api/v1/products?per_page=20&page=" BENCH_RANDOM_MAX=50 \
-      load "$db $mode list-page" "http://127.0.0.1:$PORT/api/v1/products?page=1" -s bench/wrk.lua
+    if [[ " $SCENARIOS " == *" reads "* ]]; then
+      BENCH_RANDOM_PREFIX=http://127.0.0.1:$PORT/api/v1/products/ BENCH_RANDOM_MAX=10000 \
+        load "$db $mode get-by-id" "http://127.0.0.1:$PORT/api/v1/products/1" -s bench/wrk.lua
+      BENCH_RANDOM_PREFIX="http://127.0.0.1:$PORT/api/v1/products?per_page=20&page=" BENCH_RANDOM_MAX=50 \
+        load "$db $mode list-page" "http://127.0.0.1:$PORT/api/v1/products?page=1" -s bench/wrk.lua
+    fi
+    if [[ " $SCENARIOS " != *" writes "* ]]; then
+      kill "$pid"; wait "$pid" 2>/dev/null || true
+      continue
+    fi
     token=$(curl -fs "127.0.0.1:$PORT/api/v1/auth/login" -H 'content-type: application/json' \
       -d '{"email":"bench@tienda.test","password":"bench-password-1"}' \
       | python3 -c 'import json,sys;print(json.load(sys.stdin)["access_token"])')
@@ -121,7 +134,7 @@ run_db() { # label url round
 
 printf 'scenario\treq/s\tp50\tp99\tnon-2xx\n' | tee "$OUT"
 for round in $(seq 1 "$ROUNDS"); do
-  run_db sqlite "sqlite://$DATA/sqlite-v1-10000.db" "$round"
+  [ "${BENCH_SQLITE:-1}" = 0 ] || run_db sqlite "sqlite://$DATA/sqlite-v1-10000.db" "$round"
   [ -z "$PG_URL" ] || run_db postgres "${PG_URL%/}/tienda_bench_v1_10000" "$round"
 done
 python3 - "$OUT" <<'PY'

@@ -32,7 +32,8 @@ measure() { # label, then the command: wall seconds, peak RSS, and peak anonymou
   local label=$1; shift
   local start peak_anon=0 peak_rss=0 anon hwm
   start=$(date +%s.%N)
-  "$@" > /dev/null 2> "$work/stderr" &
+  # `<&0`: a background command's stdin is otherwise /dev/null, and the ceiling's script comes on it.
+  "$@" <&0 > /dev/null 2> "$work/stderr" &
   local pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     read -r anon hwm < <(awk '/^RssAnon:/ {a = $2} /^VmHWM:/ {h = $2} END {print a + 0, h + 0}' "/proc/$pid/status" 2>/dev/null || echo "0 0")

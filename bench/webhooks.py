@@ -9,7 +9,8 @@ Per backend, on a fresh database with one endpoint subscribed to product.updated
 1. Throughput: with no worker running (TIENDA_WORKERS=0), PATCHes at full speed record a backlog
    of events; then a server with one worker (TIENDA_WEBHOOK_CONCURRENCY default 64) starts and
    delivers them: events per second from the first arrival to the last, every event once.
-2. Lag: with the worker running, PATCHes paced at --rate per second for --duration seconds; the
+2. Lag: with the worker running, PATCHes on a fixed schedule of --rate per second for --duration
+   seconds (16 writer threads, each on its own connection); the
    receiver keeps, per event, arrival time minus the event's created_at (the commit of the
    change): p50, p99, max; and the highest tienda_webhook_outbox_lag_seconds seen on /metrics.
 Loopback only; the receiver is examples/webhook_receiver.rs.
@@ -91,6 +92,42 @@ def wrk(port, token, seconds, connections, pause_ms):
     return rps, int(non2xx.group(1)) if non2xx else 0
 
 
+def paced(port, token, seconds, rate, writers=16):
+    """PATCHes at `rate` a second for `seconds`, on a fixed schedule: each of `writers` threads
+    keeps its own connection and sends its k-th request at start + k x writers / rate (late
+    requests go at once, so a slow answer is caught up, not lost). The rate reached, non-2xx."""
+    interval = writers / rate
+    start = time.monotonic() + 0.1
+    sent, bad = [0] * writers, [0] * writers
+
+    def writer(w):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        k = 0
+        while True:
+            due = start + w * interval / writers + k * interval
+            if due >= start + seconds:
+                break
+            pause = due - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            body = json.dumps({"price": f"{(w * 7919 + k) % 999 + 1}.00"})
+            conn.request("PATCH", f"/api/v1/products/{(w * 31 + k) % PRODUCTS + 1}", body, headers)
+            r = conn.getresponse()
+            r.read()
+            sent[w] += 1
+            bad[w] += r.status >= 300
+            k += 1
+        conn.close()
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(sent) / (time.monotonic() - start), sum(bad)
+
+
 def stats(receiver_port):
     return call(receiver_port, "GET", "/stats")[1]
 
@@ -161,8 +198,7 @@ def run_backend(args, backend, database_url, db_path, work):
 
         sampler = threading.Thread(target=sample)
         sampler.start()
-        connections = 10
-        rps, non2xx = wrk(port, token, args.duration, connections, int(connections * 1000 / args.rate))
+        rps, non2xx = paced(port, token, args.duration, args.rate)
         written = count_events(backend, database_url, db_path) - before
         s = wait_unique(receiver_port, written, 120)
         done.set()

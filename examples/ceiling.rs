@@ -4,7 +4,9 @@
 //! `bench/run.sh` measures tienda against this so its figures are ratios, not raw numbers that
 //! only mean something on one machine. It reads one row by id, or one page of rows in id order
 //! (`LIMIT`/`OFFSET`, no total), with plain sqlx from the same database tienda uses and returns
-//! it as JSON: no middleware, no validation, no ETag, no log.
+//! it as JSON: no middleware, no validation, no ETag, no log. `GET /floor/{id}` answers a fixed
+//! product-sized JSON body without reading anything: the most any HTTP server can serve on the
+//! machine, with the load generator beside it (what a cache hit is measured against as well).
 //!
 //! ```sh
 //! CEILING_DATABASE_URL=sqlite://bench/.data/sqlite-1000000.db CEILING_ADDR=127.0.0.1:8090 \
@@ -262,6 +264,14 @@ async fn explain(url: &str) -> Result<(), AnyError> {
     Ok(())
 }
 
+/// A product-sized answer (about 300 bytes) that costs no work: the HTTP floor.
+async fn floor(Path(id): Path<i64>) -> Response {
+    let body = format!(
+        r#"{{"id":{id},"sku":"SKU-{id}","name":"Product {id}","description":"A product of the catalogue, for the floor","price":"19.99","stock":7,"version":1,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}}"#
+    );
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 async fn serve(url: &str) -> Result<(), AnyError> {
     let addr = env_or("CEILING_ADDR", "127.0.0.1:8090");
     let max_connections: u32 = env_or("CEILING_MAX_CONNECTIONS", "10").parse()?;
@@ -269,6 +279,7 @@ async fn serve(url: &str) -> Result<(), AnyError> {
     let app = Router::new()
         .route("/products", get(list_products))
         .route("/products/{id}", get(get_product))
+        .route("/floor/{id}", get(floor))
         .with_state(db);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("ceiling: serving on {}", listener.local_addr()?);

@@ -27,7 +27,7 @@ Configuration comes from the environment (see README.md for all of it):
   TIENDA_WORKERS               jobs run at once by serve (0: none) or by each worker (default 1)
   TIENDA_JOB_LEASE_SECS        a worker's hold on a job without renewal (default 30)
   TIENDA_IMPORT_MAX_MB         largest import upload (default 512)
-  TIENDA_IMPORT_BATCH_ROWS     rows an import writes per transaction, 1 to 4000 (default 500)
+  TIENDA_IMPORT_BATCH_ROWS     rows an import writes per transaction, 1 to 4000 (default 500 on SQLite, 2000 on PostgreSQL)
   TIENDA_EXPORT_TTL_HOURS      how long an export's file is served (default 24)
   TIENDA_WEBHOOK_RETENTION_DAYS  delivered webhook deliveries and their events are kept (default 7)
   TIENDA_WEBHOOK_DEAD_RETENTION_DAYS  dead webhook deliveries are kept (default 30)

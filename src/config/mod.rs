@@ -77,9 +77,9 @@ pub struct JobSettings {
     pub lease: Duration,
     /// `TIENDA_IMPORT_MAX_MB`, in bytes: the largest import upload.
     pub import_max_bytes: u64,
-    /// `TIENDA_IMPORT_BATCH_ROWS` (default 500): rows an import writes per transaction. Larger
-    /// batches write faster; on SQLite each holds the one writer (and every API write) longer.
-    pub import_batch: usize,
+    /// `TIENDA_IMPORT_BATCH_ROWS`: rows an import writes per transaction; `None` for the
+    /// engine's default ([`crate::jobs::runner::default_import_batch`]).
+    pub import_batch: Option<usize>,
     /// `TIENDA_EXPORT_TTL_HOURS`: how long an export's file is served.
     pub export_ttl: Duration,
     /// How long an idle worker waits before looking for work again (`TIENDA_JOB_POLL_MS`).

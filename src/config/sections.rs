@@ -186,7 +186,10 @@ pub(super) fn jobs(vars: &Vars) -> Result<JobSettings, ConfigError> {
         workers: vars.number("TIENDA_WORKERS", 1, 0, 256)? as usize,
         lease: vars.secs("TIENDA_JOB_LEASE_SECS", 30, 1, 3600)?,
         import_max_bytes: vars.number("TIENDA_IMPORT_MAX_MB", 512, 1, 1 << 20)? << 20,
-        import_batch: vars.number("TIENDA_IMPORT_BATCH_ROWS", 500, 1, MAX_IMPORT_BATCH)? as usize,
+        import_batch: match vars.get("TIENDA_IMPORT_BATCH_ROWS") {
+            Some(_) => Some(vars.number("TIENDA_IMPORT_BATCH_ROWS", 0, 1, MAX_IMPORT_BATCH)? as usize),
+            None => None,
+        },
         export_ttl: Duration::from_secs(vars.number("TIENDA_EXPORT_TTL_HOURS", 24, 1, 24 * 365)? * 3600),
         poll: Duration::from_millis(vars.number("TIENDA_JOB_POLL_MS", 500, 10, 60_000)?),
         purge_every: vars.secs("TIENDA_PURGE_INTERVAL_SECS", 3600, 1, 86_400)?,
