@@ -13,6 +13,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use axum::response::IntoResponse;
+
 use crate::helpers::*;
 
 /// What the receiver does with a request.
@@ -21,6 +23,8 @@ pub(crate) enum Behaviour {
     Status(u16),
     /// Never answers.
     Hang,
+    /// `307 Temporary Redirect` to another address.
+    RedirectTo(SocketAddr),
 }
 
 /// One request the receiver got.
@@ -83,11 +87,18 @@ impl Receiver {
                     });
                     let next = state.script.lock().unwrap().pop_front();
                     match next.unwrap_or(Behaviour::Status(204)) {
-                        Behaviour::Status(status) => axum::http::StatusCode::from_u16(status).unwrap(),
+                        Behaviour::Status(status) => {
+                            axum::http::StatusCode::from_u16(status).unwrap().into_response()
+                        }
                         Behaviour::Hang => {
                             tokio::time::sleep(Duration::from_secs(3600)).await;
-                            axum::http::StatusCode::OK
+                            axum::http::StatusCode::OK.into_response()
                         }
+                        Behaviour::RedirectTo(target) => (
+                            axum::http::StatusCode::TEMPORARY_REDIRECT,
+                            [(axum::http::header::LOCATION, format!("http://{target}/hook"))],
+                        )
+                            .into_response(),
                     }
                 }
             }),
@@ -533,6 +544,20 @@ both_backends! {
         products.sort_by_key(|id| id.as_i64());
         assert_eq!(products, vec![first["id"].clone(), after["id"].clone()], "not {}", while_disabled["id"]);
         assert!(received.iter().all(|r| signature_is_valid(endpoint["secret"].as_str().unwrap(), r)));
+    }
+
+    async fn a_redirect_is_a_failed_attempt_and_is_not_followed(app) with DELIVERING => {
+        // The target the redirect names would accept anything: it must never be asked.
+        let elsewhere = Receiver::start(&[]).await;
+        let redirecting = Receiver::start(&[Behaviour::RedirectTo(elsewhere.addr)]).await;
+        let endpoint = subscribe(&app, &redirecting.url(), &["product.created"]).await;
+        app.create_product(product_body(1)).await;
+        // The 307 counts as a failure, and the retry goes to the endpoint's own URL again.
+        let received = redirecting.exactly(2).await;
+        assert_eq!(received[0].id, received[1].id);
+        assert!(elsewhere.received().is_empty(), "the redirect was not followed");
+        let log = deliveries(&app, endpoint["id"].as_i64().unwrap()).await;
+        assert_eq!((log[0]["status"].clone(), log[0]["attempts"].clone(), log[0]["last_status"].clone()), (json!("delivered"), json!(2), json!(204)));
     }
 
     async fn after_a_rotation_deliveries_carry_both_signatures(app) with DELIVERING => {
