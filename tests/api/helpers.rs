@@ -58,6 +58,33 @@ macro_rules! both_backends {
     )*};
 }
 
+/// One case of a property test, run on SQLite and, when the tests were built with
+/// `TIENDA_TEST_DATABASE_URL`, on PostgreSQL at the same time, on a runtime of its own (a
+/// `proptest!` body is synchronous). `check` returns whether it ran.
+pub fn on_both_engines<F, Fut>(check: F)
+where
+    F: Fn(Backend) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let postgres = async {
+            if cfg!(tienda_test_postgres) {
+                check(Backend::Postgres).await
+            } else {
+                eprintln!("SKIPPED the PostgreSQL half: TIENDA_TEST_DATABASE_URL was not set at build time");
+                false
+            }
+        };
+        let (sqlite, _postgres) = tokio::join!(check(Backend::Sqlite), postgres);
+        assert!(sqlite);
+    });
+}
+
 /// The value of a test service's variable. Its test was compiled to run (the variable was set
 /// when cargo built the tests), so a missing value now is an error, never a silent pass.
 pub fn required_env(name: &str) -> String {

@@ -323,18 +323,6 @@ proptest! {
     /// of 1 to 5 rows: the import leaves what the rows sent one at a time leave.
     #[test]
     fn an_import_leaves_what_its_rows_sent_one_at_a_time_leave(case in case()) {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        runtime.block_on(async {
-            let postgres = async {
-                if cfg!(tienda_test_postgres) {
-                    check(Backend::Postgres, &case).await
-                } else {
-                    eprintln!("SKIPPED the PostgreSQL half: TIENDA_TEST_DATABASE_URL was not set at build time");
-                    false
-                }
-            };
-            let (sqlite, _postgres) = tokio::join!(check(Backend::Sqlite, &case), postgres);
-            assert!(sqlite);
-        });
+        crate::helpers::on_both_engines(|backend| check(backend, &case));
     }
 }

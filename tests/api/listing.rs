@@ -813,11 +813,7 @@ mod property {
         /// offset pages visit every listed product once, in the expected order, on both engines.
         #[test]
         fn listings_visit_every_match_once_in_order(case in case()) {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async {
-                let (sqlite, _postgres) = tokio::join!(check(Backend::Sqlite, &case), check(Backend::Postgres, &case));
-                assert!(sqlite);
-            });
+            crate::helpers::on_both_engines(|backend| check(backend, &case));
         }
     }
 }
