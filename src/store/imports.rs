@@ -7,6 +7,7 @@
 //! exactly after the last committed batch.
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use futures_util::future::BoxFuture;
 use serde_json::Value;
@@ -93,6 +94,123 @@ macro_rules! update_product {
     }};
 }
 
+/// The two bulk statements of an import batch, in each engine's fastest form: one multi-row
+/// `VALUES` on SQLite, arrays bound once and `UNNEST`ed on PostgreSQL (seven parameters
+/// whatever the batch's size, where `VALUES` binds seven per row and plans each of them).
+trait ImportWriter: Send {
+    /// Inserts new products from `drafts` (version 1, created and updated `now`), in order.
+    fn insert_products(
+        &mut self,
+        drafts: &[ProductDraft],
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<ProductRow>, sqlx::Error>> + Send;
+
+    /// Every new product's first ledger row: `(product id, initial stock)`.
+    fn insert_first_ledger(
+        &mut self,
+        created: &[(i64, i64)],
+        reason: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+impl ImportWriter for sqlx::SqliteConnection {
+    async fn insert_products(
+        &mut self,
+        drafts: &[ProductDraft],
+        now: Timestamp,
+    ) -> Result<Vec<ProductRow>, sqlx::Error> {
+        let values = vec!["(?, ?, ?, ?, ?, 1, ?, ?)"; drafts.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO products (sku, name, description, price_cents, stock, version, created_at, updated_at) \
+             VALUES {values} RETURNING {}",
+            product_columns!()
+        );
+        let mut insert = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql));
+        for draft in drafts {
+            insert = insert
+                .bind(draft.sku.as_ref().map(Sku::as_str))
+                .bind(draft.name.as_str())
+                .bind(draft.description.as_ref().map(Description::as_str))
+                .bind(draft.price.cents())
+                .bind(draft.stock.units())
+                .bind(now)
+                .bind(now);
+        }
+        insert.fetch_all(&mut *self).await
+    }
+
+    async fn insert_first_ledger(
+        &mut self,
+        created: &[(i64, i64)],
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), sqlx::Error> {
+        let values = vec!["(?, ?, ?, ?, NULL, ?)"; created.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) VALUES {values}"
+        );
+        let mut ledger = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, stock) in created {
+            ledger = ledger.bind(*id).bind(*stock).bind(*stock).bind(reason).bind(now);
+        }
+        ledger.execute(&mut *self).await.map(drop)
+    }
+}
+
+impl ImportWriter for sqlx::PgConnection {
+    async fn insert_products(
+        &mut self,
+        drafts: &[ProductDraft],
+        now: Timestamp,
+    ) -> Result<Vec<ProductRow>, sqlx::Error> {
+        let skus: Vec<Option<&str>> = drafts.iter().map(|d| d.sku.as_ref().map(Sku::as_str)).collect();
+        let names: Vec<&str> = drafts.iter().map(|d| d.name.as_str()).collect();
+        let descriptions: Vec<Option<&str>> = drafts
+            .iter()
+            .map(|d| d.description.as_ref().map(Description::as_str))
+            .collect();
+        let prices: Vec<i64> = drafts.iter().map(|d| d.price.cents()).collect();
+        let stocks: Vec<i64> = drafts.iter().map(|d| d.stock.units()).collect();
+        // `WITH ORDINALITY ... ORDER BY`: ids are given in the file's order.
+        sqlx::query_as::<_, ProductRow>(concat!(
+            "INSERT INTO products (sku, name, description, price_cents, stock, version, created_at, updated_at) \
+             SELECT sku, name, description, price_cents, stock, 1, $6, $6 \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]) \
+             WITH ORDINALITY AS t(sku, name, description, price_cents, stock, n) ORDER BY n RETURNING ",
+            product_columns!()
+        ))
+        .bind(skus)
+        .bind(names)
+        .bind(descriptions)
+        .bind(prices)
+        .bind(stocks)
+        .bind(now)
+        .fetch_all(&mut *self)
+        .await
+    }
+
+    async fn insert_first_ledger(
+        &mut self,
+        created: &[(i64, i64)],
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), sqlx::Error> {
+        let (ids, stocks): (Vec<i64>, Vec<i64>) = created.iter().copied().unzip();
+        sqlx::query(
+            "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) \
+             SELECT id, stock, stock, $3, NULL, $4 FROM UNNEST($1::int8[], $2::int8[]) AS t(id, stock)",
+        )
+        .bind(ids)
+        .bind(stocks)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *self)
+        .await
+        .map(drop)
+    }
+}
+
 impl Store {
     /// The current products for the rows' skus (ignoring case), without locking: what a dry run
     /// or a validation pass compares with.
@@ -120,6 +238,8 @@ impl Store {
         let result = write_transaction!(self, |tx, dialect| {
             let mut existing =
                 lookup_skus!(&mut *tx, dialect, &skus, dialect.pick("", " FOR UPDATE")).await?;
+            let wants_created = tx.subscribed(EventType::ProductCreated).await?;
+            let wants_updated = tx.subscribed(EventType::ProductUpdated).await?;
             let mut plans = Vec::with_capacity(rows.len());
             // New products are inserted together at the end of the batch, in one statement; a
             // later row of the batch with the same sku changes the pending draft instead.
@@ -149,8 +269,8 @@ impl Store {
                     }
                     (Plan::Update, Some(current), Some(key)) => {
                         let product = update_product!(tx, current, &row.draft, reason.as_str(), now);
-                        record_some(&mut *tx, EventType::ProductUpdated, self.product_event(&product))
-                            .await?;
+                        let event = wants_updated.then(|| self.product_event(&product)).flatten();
+                        record_some(&mut *tx, EventType::ProductUpdated, event).await?;
                         existing.insert(key, product);
                     }
                     _ => {}
@@ -158,71 +278,18 @@ impl Store {
                 plans.push(planned);
             }
             if !creates.is_empty() {
-                // Every parameter is bound in the order it appears (see `Dialect::placeholder`).
-                let values = (0..creates.len())
-                    .map(|i| {
-                        let p = |k: usize| dialect.placeholder(i * 7 + k);
-                        format!(
-                            "({}, {}, {}, {}, {}, 1, {}, {})",
-                            p(1),
-                            p(2),
-                            p(3),
-                            p(4),
-                            p(5),
-                            p(6),
-                            p(7)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "INSERT INTO products (sku, name, description, price_cents, stock, version, created_at, updated_at) \
-                     VALUES {values} RETURNING {}",
-                    product_columns!()
-                );
-                let mut insert = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql));
-                for draft in &creates {
-                    insert = insert
-                        .bind(draft.sku.as_ref().map(Sku::as_str))
-                        .bind(draft.name.as_str())
-                        .bind(draft.description.as_ref().map(Description::as_str))
-                        .bind(draft.price.cents())
-                        .bind(draft.stock.units())
-                        .bind(now)
-                        .bind(now);
-                }
-                let mut created = Vec::with_capacity(creates.len());
+                let inserted = tx.insert_products(&creates, now).await?;
+                let mut created = Vec::with_capacity(inserted.len());
                 let mut events = Vec::new();
-                for row in insert.fetch_all(&mut *tx).await? {
+                for row in inserted {
                     let product = Product::try_from(row)?;
-                    if let Some(data) = self.product_event(&product) {
+                    if wants_created && let Some(data) = self.product_event(&product) {
                         events.push(outbox::render(EventType::ProductCreated, data)?);
                     }
                     created.push((product.id, product.draft.stock.units()));
                 }
                 OutboxWriter::insert_events(&mut *tx, &events).await?;
-                // Every new product's first ledger row is its initial stock, whatever order the
-                // ids came back in.
-                let values = (0..created.len())
-                    .map(|i| {
-                        let p = |k: usize| dialect.placeholder(i * 5 + k);
-                        format!("({}, {}, {}, {}, NULL, {})", p(1), p(2), p(3), p(4), p(5))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) VALUES {values}"
-                );
-                let mut ledger = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (id, stock) in &created {
-                    ledger = ledger
-                        .bind(*id)
-                        .bind(*stock)
-                        .bind(*stock)
-                        .bind(reason.as_str())
-                        .bind(now);
-                }
-                ledger.execute(&mut *tx).await?;
+                tx.insert_first_ledger(&created, &reason, now).await?;
             }
             let (progress, checkpoint) = finish(&plans);
             let cancel = record_progress!(tx, lease, progress, Some(&checkpoint)).await?;

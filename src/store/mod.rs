@@ -82,6 +82,12 @@ impl ConnectOptions {
 /// this far and read beyond it).
 pub const SQLITE_MMAP_SIZE: u64 = 1 << 30;
 
+/// The one writer connection's page cache, in KiB (SQLite's default is 2 MiB). The memory map
+/// serves reads, but a page being changed is copied into this cache, and a transaction whose
+/// changed pages outgrow it spills them to the WAL before it commits: an import batch changes
+/// pages of ten indexes and the full-text index at once.
+const SQLITE_WRITER_CACHE_KIB: u32 = 32 * 1024;
+
 /// A pooled PostgreSQL connection idle at least this long is pinged before it is lent out.
 const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
@@ -179,7 +185,11 @@ impl Store {
                     .max_connections(1)
                     .acquire_timeout(settings.acquire_timeout)
                     .test_before_acquire(false)
-                    .connect_with(options.clone())
+                    .connect_with(
+                        options
+                            .clone()
+                            .pragma("cache_size", format!("-{}", SQLITE_WRITER_CACHE_KIB)),
+                    )
                     .await?;
                 let reader = SqlitePoolOptions::new()
                     .max_connections(settings.max_connections)

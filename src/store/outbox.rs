@@ -89,6 +89,13 @@ pub trait OutboxWriter: Send {
     /// Inserts many outbox rows in one statement (an import batch's events: one statement
     /// instead of one per product).
     fn insert_events(&mut self, events: &[Rendered]) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Whether an enabled endpoint subscribes to `event_type` now. A bulk write asks once and
+    /// records none of that type's events when none does: fan-out sends an event only to the
+    /// endpoints enabled when it runs, so an event nobody subscribed to is never delivered
+    /// anyway, and a million of them cost an import about as much as its products.
+    fn subscribed(&mut self, event_type: EventType)
+    -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
 }
 
 macro_rules! outbox_writer {
@@ -135,6 +142,17 @@ macro_rules! outbox_writer {
                     insert.execute(&mut *self).await?;
                 }
                 Ok(())
+            }
+
+            async fn subscribed(&mut self, event_type: EventType) -> Result<bool, sqlx::Error> {
+                let endpoints: Vec<String> =
+                    sqlx::query_scalar("SELECT events FROM webhook_endpoints WHERE NOT disabled")
+                        .fetch_all(&mut *self)
+                        .await?;
+                // An unreadable list counts as a subscription: recording too much is safe.
+                Ok(endpoints.iter().any(|events| {
+                    super::webhooks::parse_events_json(events).is_none_or(|types| types.contains(&event_type))
+                }))
             }
         }
     };

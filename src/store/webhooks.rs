@@ -61,7 +61,7 @@ fn events_json(events: &[EventType]) -> String {
     serde_json::to_string(&names).unwrap_or_else(|_| "[]".to_owned())
 }
 
-fn parse_events_json(text: &str) -> Option<Vec<EventType>> {
+pub(super) fn parse_events_json(text: &str) -> Option<Vec<EventType>> {
     let names: Vec<String> = serde_json::from_str(text).ok()?;
     names.iter().map(|n| EventType::parse(n)).collect()
 }
