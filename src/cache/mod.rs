@@ -250,6 +250,17 @@ impl Cache {
         .await
     }
 
+    /// The cached answer for product `id`, if the cache holds a current one and may serve it
+    /// now; nothing is loaded or counted (the hit lane counts the hits it serves).
+    pub async fn product_hit(&self, id: i64) -> Option<Arc<Answer>> {
+        let inner = self.inner.as_ref()?;
+        if !inner.serving.load(Ordering::SeqCst) {
+            return None;
+        }
+        let at = inner.epochs.product(id);
+        inner.products.get(&(at, id)).await
+    }
+
     /// A listing page by its normalised query (equal queries, equal text), as [`Cache::product`].
     pub async fn listing<E, Fut>(
         &self,

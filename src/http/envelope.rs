@@ -7,6 +7,7 @@
 //! request pays for it once: no per-route clone of a boxed layer stack.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -19,23 +20,39 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use super::error::{PROBLEM_JSON, Problem};
-use super::request_context::{self, RequestContext, X_REQUEST_ID};
+use super::hit_lane::{self, HitLane};
+use super::request_context::{self, RequestContext, Route, X_REQUEST_ID};
 use crate::metrics;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EnvelopeLayer;
+/// The envelope, with the instance's hit lane when it has one.
+#[derive(Clone, Default)]
+pub struct EnvelopeLayer {
+    lane: Option<Arc<HitLane>>,
+}
+
+impl EnvelopeLayer {
+    pub fn new(lane: Option<HitLane>) -> Self {
+        EnvelopeLayer {
+            lane: lane.map(Arc::new),
+        }
+    }
+}
 
 impl<S> Layer<S> for EnvelopeLayer {
     type Service = Envelope<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Envelope { inner }
+        Envelope {
+            inner,
+            lane: self.lane.clone(),
+        }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Envelope<S> {
     inner: S,
+    lane: Option<Arc<HitLane>>,
 }
 
 impl<S, B> Service<Request> for Envelope<S>
@@ -57,11 +74,15 @@ where
         // The service that was polled ready is the one that serves; a clone takes its place.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(serve(inner, request))
+        Box::pin(serve(inner, self.lane.clone(), request))
     }
 }
 
-async fn serve<S, B>(mut inner: S, mut request: Request) -> Result<Response, Infallible>
+async fn serve<S, B>(
+    mut inner: S,
+    lane: Option<Arc<HitLane>>,
+    mut request: Request,
+) -> Result<Response, Infallible>
 where
     S: Service<Request, Response = Response<B>, Error = Infallible>,
     B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
@@ -90,6 +111,14 @@ where
     let in_flight = InFlight::start();
     let (response, route) = context
         .scope(async move {
+            if let Some(lane) = lane
+                && let Some(response) = lane
+                    .answer(request.method(), request.uri(), request.headers())
+                    .await
+            {
+                request_context::set_route(Route::Known(hit_lane::PRODUCT_ROUTE));
+                return response;
+            }
             let Ok(response) = inner.call(request).await;
             // Inside the scope: a problem body carries the request id.
             as_problem(response.map(Body::new))
@@ -108,7 +137,7 @@ where
     }
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let route = route.as_ref().map_or("unmatched", Route::as_str);
     metrics::record_http(method.as_str(), route, status, elapsed);
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(status, latency_ms, "request served"));
@@ -251,7 +280,7 @@ where
 
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
         if let Some(route) = request.extensions().get::<MatchedPath>() {
-            request_context::set_route(route);
+            request_context::set_route(Route::Matched(route.clone()));
         }
         self.inner.call(request)
     }
@@ -276,7 +305,7 @@ mod tests {
             }),
         );
         let service = tower::ServiceBuilder::new()
-            .layer(EnvelopeLayer)
+            .layer(EnvelopeLayer::default())
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
             .service(router);
         let request = Request::get("/boom").body(Body::empty()).unwrap();

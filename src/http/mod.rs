@@ -10,6 +10,7 @@ pub mod error;
 mod extract;
 mod failure_log;
 pub(crate) mod field_errors;
+mod hit_lane;
 mod idempotency;
 pub(crate) mod json_body;
 pub(crate) mod json_object;
@@ -49,12 +50,12 @@ pub fn app(
     // Compress what is worth it: JSON bodies over 1 KiB (smaller ones gain less than the
     // framing costs), never problem bodies' tiny payloads or already-compressed media.
     let compression = CompressionLayer::new().compress_when(
-        SizeAbove::new(1024)
+        SizeAbove::new(hit_lane::COMPRESS_ABOVE)
             .and(NotForContentType::IMAGES)
             .and(NotForContentType::GRPC),
     );
     ServiceBuilder::new()
-        .layer(envelope::EnvelopeLayer)
+        .layer(envelope::EnvelopeLayer::new(hit_lane::HitLane::new(&state)))
         .layer(middleware::from_fn(failure_log::log_failures))
         .layer(CatchPanicLayer::custom(envelope::panic_response))
         .layer(compression)

@@ -12,7 +12,27 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub(super) struct RequestContext {
     pub id: String,
-    route: RefCell<Option<MatchedPath>>,
+    route: RefCell<Option<Route>>,
+}
+
+/// The route template a request was served by: routing's match, or one the envelope's hit lane
+/// answered for itself.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// Chosen by routing.
+    Matched(MatchedPath),
+    /// Answered before routing, for this template.
+    Known(&'static str),
+}
+
+impl Route {
+    /// The template, as metrics and logs label the request.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Route::Matched(path) => path.as_str(),
+            Route::Known(path) => path,
+        }
+    }
 }
 
 tokio::task_local! {
@@ -32,7 +52,7 @@ impl RequestContext {
     }
 
     /// Runs `future` with this context as the task's current one.
-    pub async fn scope<F: Future>(self, future: F) -> (F::Output, Option<MatchedPath>) {
+    pub async fn scope<F: Future>(self, future: F) -> (F::Output, Option<Route>) {
         CURRENT
             .scope(self, async move {
                 let output = future.await;
@@ -50,9 +70,9 @@ pub fn current_id() -> Option<String> {
 
 /// Called by routing once it has matched a route: metrics and logs label the request with the
 /// template (`/api/v1/products/{id}`), never the raw path.
-pub(super) fn set_route(route: &MatchedPath) {
-    let _ = CURRENT.try_with(|ctx| *ctx.route.borrow_mut() = Some(route.clone()));
+pub(super) fn set_route(route: Route) {
     tracing::Span::current().record("route", route.as_str());
+    let _ = CURRENT.try_with(|ctx| *ctx.route.borrow_mut() = Some(route));
 }
 
 /// 1..=128 of `A-Z a-z 0-9 . _ -`: safe to log and to echo in a header.

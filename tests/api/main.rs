@@ -13,6 +13,7 @@ mod deadlines;
 mod environment;
 mod errors;
 mod exports;
+mod hit_lane;
 mod hostile_clients;
 mod hostile_input;
 mod import_property;
