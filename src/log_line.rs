@@ -245,6 +245,29 @@ impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
     }
 }
 
+/// The `span` member of a request's line, as the request's span writes it: its fields in the
+/// order they were recorded (the route at routing, the user once authenticated), then its name.
+fn write_request(
+    w: &mut impl fmt::Write,
+    id: &str,
+    method: &str,
+    route: Option<&str>,
+    user_id: Option<i64>,
+) -> fmt::Result {
+    w.write_str(",\"span\":{\"request_id\":")?;
+    write_escaped(w, id)?;
+    w.write_str(",\"method\":")?;
+    write_escaped(w, method)?;
+    if let Some(route) = route {
+        w.write_str(",\"route\":")?;
+        write_escaped(w, route)?;
+    }
+    if let Some(user_id) = user_id {
+        write!(w, ",\"user_id\":{user_id}")?;
+    }
+    w.write_str(",\"name\":\"request\"}")
+}
+
 /// The event formatter: one JSON object per line (see the module's documentation).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct JsonLine;
@@ -286,6 +309,13 @@ where
             writer.write_str("\"name\":")?;
             write_escaped(&mut writer, span.name())?;
             writer.write_char('}')?;
+        } else {
+            // Outside any span, on a task serving a request: the request, as its span would
+            // have been written (see `logs::request_spans`).
+            crate::http::request_context::with_log_fields(|id, method, route, user_id| {
+                write_request(&mut writer, id, method, route, user_id)
+            })
+            .unwrap_or(Ok(()))?;
         }
         writer.write_str("}\n")
     }

@@ -65,3 +65,23 @@ fn a_member_recorded_again_replaces_the_first() {
         assert_eq!(members, expected);
     }
 }
+
+#[test]
+fn a_request_outside_any_span_is_written_as_its_span_would_be() {
+    let mut line = String::from("{\"message\":\"m\"");
+    write_request(&mut line, "id-1", "GET", Some("/api/v1/products/{id}"), Some(7)).unwrap();
+    line.push('}');
+    let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        value["span"],
+        serde_json::json!({"request_id": "id-1", "method": "GET", "route": "/api/v1/products/{id}", "user_id": 7, "name": "request"})
+    );
+    let mut line = String::from("{\"message\":\"m\"");
+    write_request(&mut line, "q\"x", "GET", None, None).unwrap();
+    line.push('}');
+    let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        value["span"],
+        serde_json::json!({"request_id": "q\"x", "method": "GET", "name": "request"})
+    );
+}

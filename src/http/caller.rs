@@ -47,7 +47,7 @@ impl FromRequestParts<AppState> for AuthUser {
         }
         let token = bearer(parts)?;
         let user = state.auth.authenticate(token).await?;
-        tracing::Span::current().record("user_id", user.id);
+        crate::http::request_context::set_user(user.id);
         parts.extensions.insert(AuthUser(user.clone()));
         Ok(AuthUser(user))
     }

@@ -90,58 +90,79 @@ where
 {
     let started = Instant::now();
     let client_id = request.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok());
-    let context = RequestContext::for_request(client_id);
+    let method = request.method().clone();
+    let context = RequestContext::for_request(client_id, method.clone());
     // A sane id is plain ASCII, so this never fails; without it the header is simply not sent.
     let id_header = HeaderValue::from_str(&context.id).ok();
     if let Some(value) = &id_header {
         request.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
     }
-    let method = request.method().clone();
     let is_docs = is_docs_path(request.uri().path());
     let is_admin = super::admin::is_admin_path(request.uri().path());
-    let span = tracing::info_span!(
-        "request",
-        request_id = %context.id,
-        method = %method,
-        route = tracing::field::Empty,
-        user_id = tracing::field::Empty,
-    );
-    crate::logs::continue_trace(&span, request.headers());
+    // The request's fields live in its context, which the JSON log line reads; a span carries
+    // them only where something reads spans (see `logs::request_spans`).
+    let span = if crate::logs::request_spans() {
+        let span = tracing::info_span!(
+            "request",
+            request_id = %context.id,
+            method = %method,
+            route = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+        );
+        crate::logs::continue_trace(&span, request.headers());
+        span
+    } else {
+        tracing::Span::none()
+    };
 
     let in_flight = InFlight::start();
-    let (response, route) = context
+    let response = context
         .scope(async move {
-            if let Some(lane) = lane
-                && let Some(response) = lane
+            let mut response = match lane {
+                Some(lane) => match lane
                     .answer(request.method(), request.uri(), request.headers())
                     .await
-            {
-                request_context::set_route(Route::Known(hit_lane::PRODUCT_ROUTE));
-                return response;
+                {
+                    Some(response) => {
+                        request_context::set_route(Route::Known(hit_lane::PRODUCT_ROUTE));
+                        response
+                    }
+                    None => call(&mut inner, request).await,
+                },
+                None => call(&mut inner, request).await,
+            };
+            drop(in_flight);
+            if let Some(value) = id_header {
+                response.headers_mut().insert(X_REQUEST_ID.clone(), value);
             }
-            let Ok(response) = inner.call(request).await;
-            // Inside the scope: a problem body carries the request id.
-            as_problem(response.map(Body::new))
+            set_security_headers(response.headers_mut(), is_docs);
+            if is_admin {
+                set_admin_headers(response.headers_mut());
+            }
+            let status = response.status().as_u16();
+            let elapsed = started.elapsed();
+            let route = request_context::current_route();
+            let route = route.as_ref().map_or("unmatched", Route::as_str);
+            metrics::record_http(method.as_str(), route, status, elapsed);
+            // Inside the request's context (and span, when there is one): the line names them.
+            let latency_ms = elapsed.as_secs_f64() * 1000.0;
+            tracing::info!(status, latency_ms, "request served");
+            response
         })
-        .instrument(span.clone())
+        .instrument(span)
         .await;
-    drop(in_flight);
-
-    let mut response = response;
-    if let Some(value) = id_header {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
-    }
-    set_security_headers(response.headers_mut(), is_docs);
-    if is_admin {
-        set_admin_headers(response.headers_mut());
-    }
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    let route = route.as_ref().map_or("unmatched", Route::as_str);
-    metrics::record_http(method.as_str(), route, status, elapsed);
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    span.in_scope(|| tracing::info!(status, latency_ms, "request served"));
     Ok(response)
+}
+
+/// The routed answer, inside the request's context: a problem body carries the request id.
+async fn call<S, B>(inner: &mut S, request: Request) -> Response
+where
+    S: Service<Request, Response = Response<B>, Error = Infallible>,
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let Ok(response) = inner.call(request).await;
+    as_problem(response.map(Body::new))
 }
 
 /// The browser-facing defences every answer carries: no MIME sniffing (a JSON body is never

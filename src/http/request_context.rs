@@ -1,18 +1,22 @@
 //! What the server knows about the request being served on this task: its `X-Request-Id` (kept
-//! from the client when sane, generated otherwise) and, once routing has chosen one, its route
-//! template. Problem bodies, logs and metrics read them from here.
+//! from the client when sane, generated otherwise), its method, once routing has chosen one its
+//! route template, and once authenticated its user. Problem bodies, logs and metrics read them
+//! from here. The JSON log line writes them as the request's span (`log_line.rs`), so no
+//! `tracing` span has to carry them on every request (`logs::request_spans`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use axum::extract::MatchedPath;
-use axum::http::HeaderName;
+use axum::http::{HeaderName, Method};
 
 /// The header that carries a request's id, both ways.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub(super) struct RequestContext {
     pub id: String,
+    method: Method,
     route: RefCell<Option<Route>>,
+    user_id: Cell<Option<i64>>,
 }
 
 /// The route template a request was served by: routing's match, or one the envelope's hit lane
@@ -41,26 +45,27 @@ tokio::task_local! {
 
 impl RequestContext {
     /// The client's id when sane, else a fresh one.
-    pub fn for_request(client_id: Option<&str>) -> Self {
+    pub fn for_request(client_id: Option<&str>, method: Method) -> Self {
         let id = client_id
             .filter(|id| is_sane(id))
             .map_or_else(generate, str::to_owned);
         RequestContext {
             id,
+            method,
             route: RefCell::new(None),
+            user_id: Cell::new(None),
         }
     }
 
     /// Runs `future` with this context as the task's current one.
-    pub async fn scope<F: Future>(self, future: F) -> (F::Output, Option<Route>) {
-        CURRENT
-            .scope(self, async move {
-                let output = future.await;
-                let route = CURRENT.with(|ctx| ctx.route.borrow_mut().take());
-                (output, route)
-            })
-            .await
+    pub async fn scope<F: Future>(self, future: F) -> F::Output {
+        CURRENT.scope(self, future).await
     }
+}
+
+/// The route the current request was served by, if routing (or the hit lane) chose one.
+pub(super) fn current_route() -> Option<Route> {
+    CURRENT.try_with(|ctx| ctx.route.borrow().clone()).ok().flatten()
 }
 
 /// The id of the request being served on this task, if any.
@@ -73,6 +78,30 @@ pub fn current_id() -> Option<String> {
 pub(super) fn set_route(route: Route) {
     tracing::Span::current().record("route", route.as_str());
     let _ = CURRENT.try_with(|ctx| *ctx.route.borrow_mut() = Some(route));
+}
+
+/// Called once the caller is authenticated: the request's log line names the user.
+pub fn set_user(user_id: i64) {
+    tracing::Span::current().record("user_id", user_id);
+    let _ = CURRENT.try_with(|ctx| ctx.user_id.set(Some(user_id)));
+}
+
+/// Calls `write` with the current request's id, method, route and user, when this task is
+/// serving a request: the members of the log line's `span` for an event outside any span.
+pub(crate) fn with_log_fields<R>(
+    write: impl FnOnce(&str, &str, Option<&str>, Option<i64>) -> R,
+) -> Option<R> {
+    CURRENT
+        .try_with(|ctx| {
+            let route = ctx.route.borrow();
+            write(
+                &ctx.id,
+                ctx.method.as_str(),
+                route.as_ref().map(Route::as_str),
+                ctx.user_id.get(),
+            )
+        })
+        .ok()
 }
 
 /// 1..=128 of `A-Z a-z 0-9 . _ -`: safe to log and to echo in a header.
@@ -111,9 +140,12 @@ mod tests {
 
     #[test]
     fn a_client_id_is_kept_only_when_sane() {
-        assert_eq!(RequestContext::for_request(Some("abc-1")).id, "abc-1");
-        let replaced = RequestContext::for_request(Some("a b"));
+        assert_eq!(
+            RequestContext::for_request(Some("abc-1"), Method::GET).id,
+            "abc-1"
+        );
+        let replaced = RequestContext::for_request(Some("a b"), Method::GET);
         assert!(is_sane(&replaced.id) && replaced.id != "a b");
-        assert!(is_sane(&RequestContext::for_request(None).id));
+        assert!(is_sane(&RequestContext::for_request(None, Method::GET).id));
     }
 }

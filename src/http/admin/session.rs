@@ -73,7 +73,7 @@ async fn session_of(headers: &HeaderMap, state: &AppState) -> Result<AdminSessio
         .find_admin_session(&hash_refresh_token(&id))
         .await?
         .ok_or(AdminError::SignIn)?;
-    tracing::Span::current().record("user_id", session.user.id);
+    crate::http::request_context::set_user(session.user.id);
     Ok(session)
 }
 

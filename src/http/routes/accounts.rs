@@ -70,7 +70,7 @@ pub async fn login(
     let (email, password) = parse_login(body)?;
     let client = state.config.auth.trusted_proxies.client(peer.ip(), &headers);
     let (user, pair) = state.auth.login(&email, password, client).await?;
-    tracing::Span::current().record("user_id", user.id);
+    crate::http::request_context::set_user(user.id);
     Ok(no_store(pair.into()))
 }
 
