@@ -22,13 +22,17 @@ pub fn render(value: &impl Serialize, etag: Option<&str>, link: Option<&str>) ->
     })
 }
 
-/// The answer, or `304` with its `ETag` when `if_none_match` names it.
-pub fn respond(answer: &Answer, lookup: Option<Lookup>, if_none_match: Option<&str>) -> Response {
-    let current = |tag: &HeaderValue| {
+/// Whether `if_none_match` names the answer's `ETag`: the answer is a `304`.
+pub fn not_modified(answer: &Answer, if_none_match: Option<&str>) -> bool {
+    answer.etag.as_ref().is_some_and(|tag| {
         tag.to_str()
             .is_ok_and(|tag| if_none_match.is_some_and(|header| etag::matches(header, tag, true)))
-    };
-    let mut response = if answer.etag.as_ref().is_some_and(current) {
+    })
+}
+
+/// The answer, or `304` with its `ETag` when `if_none_match` names it.
+pub fn respond(answer: &Answer, lookup: Option<Lookup>, if_none_match: Option<&str>) -> Response {
+    let mut response = if not_modified(answer, if_none_match) {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         response

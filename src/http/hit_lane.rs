@@ -66,12 +66,10 @@ impl HitLane {
             Some(value) => Some(value.to_str().ok()?),
         };
         let answer = self.cache.product_hit(id).await?;
-        let response = cached::respond(&answer, Some(Lookup::Hit), if_none_match);
-        let not_modified = response.status() == axum::http::StatusCode::NOT_MODIFIED;
-        if !not_modified && answer.body.len() as u64 > COMPRESS_ABOVE {
+        if answer.body.len() as u64 > COMPRESS_ABOVE && !cached::not_modified(&answer, if_none_match) {
             return None;
         }
         crate::metrics::cache_request("product", Lookup::Hit.as_str());
-        Some(response)
+        Some(cached::respond(&answer, Some(Lookup::Hit), if_none_match))
     }
 }

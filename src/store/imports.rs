@@ -238,8 +238,9 @@ impl Store {
         let result = write_transaction!(self, |tx, dialect| {
             let mut existing =
                 lookup_skus!(&mut *tx, dialect, &skus, dialect.pick("", " FOR UPDATE")).await?;
-            let wants_created = tx.subscribed(EventType::ProductCreated).await?;
-            let wants_updated = tx.subscribed(EventType::ProductUpdated).await?;
+            let [wants_created, wants_updated] = tx
+                .subscribed([EventType::ProductCreated, EventType::ProductUpdated])
+                .await?;
             let mut plans = Vec::with_capacity(rows.len());
             // New products are inserted together at the end of the batch, in one statement; a
             // later row of the batch with the same sku changes the pending draft instead.

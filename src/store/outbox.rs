@@ -90,12 +90,14 @@ pub trait OutboxWriter: Send {
     /// instead of one per product).
     fn insert_events(&mut self, events: &[Rendered]) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
-    /// Whether an enabled endpoint subscribes to `event_type` now. A bulk write asks once and
-    /// records none of that type's events when none does: fan-out sends an event only to the
-    /// endpoints enabled when it runs, so an event nobody subscribed to is never delivered
-    /// anyway, and a million of them cost an import about as much as its products.
-    fn subscribed(&mut self, event_type: EventType)
-    -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+    /// For each of `event_types`, whether an enabled endpoint subscribes to it now (one query).
+    /// A bulk write asks once and records none of a type's events when none does: fan-out sends
+    /// an event only to the endpoints enabled when it runs, so an event nobody subscribed to is
+    /// never delivered anyway, and a million of them cost an import about as much as its products.
+    fn subscribed<const N: usize>(
+        &mut self,
+        event_types: [EventType; N],
+    ) -> impl Future<Output = Result<[bool; N], sqlx::Error>> + Send;
 }
 
 macro_rules! outbox_writer {
@@ -144,14 +146,23 @@ macro_rules! outbox_writer {
                 Ok(())
             }
 
-            async fn subscribed(&mut self, event_type: EventType) -> Result<bool, sqlx::Error> {
+            async fn subscribed<const N: usize>(
+                &mut self,
+                event_types: [EventType; N],
+            ) -> Result<[bool; N], sqlx::Error> {
                 let endpoints: Vec<String> =
                     sqlx::query_scalar("SELECT events FROM webhook_endpoints WHERE NOT disabled")
                         .fetch_all(&mut *self)
                         .await?;
+                let endpoints: Vec<Option<Vec<EventType>>> = endpoints
+                    .iter()
+                    .map(|events| super::webhooks::parse_events_json(events))
+                    .collect();
                 // An unreadable list counts as a subscription: recording too much is safe.
-                Ok(endpoints.iter().any(|events| {
-                    super::webhooks::parse_events_json(events).is_none_or(|types| types.contains(&event_type))
+                Ok(event_types.map(|event_type| {
+                    endpoints
+                        .iter()
+                        .any(|types| types.as_ref().is_none_or(|types| types.contains(&event_type)))
                 }))
             }
         }
