@@ -6,8 +6,8 @@
 #   and writes: stock adjustments of +-1 spread over every product, PATCH of a random product's
 #   price, and POST of new products (each invalidates).
 # Each tienda starts with a cold cache and is warmed by one pass over every id and page before
-# it is measured; BENCH_ROUNDS rounds (default 3) run the modes interleaved, so a noisy minute
-# touches every mode alike; compare medians.
+# it is measured; BENCH_ROUNDS rounds (default 3) run the modes interleaved, in reverse order on
+# even rounds, so a noisy minute touches every mode alike; compare medians.
 #
 #   bench/cache.sh                                           # SQLite
 #   bench/cache.sh --postgres postgres://postgres@127.0.0.1:5432   # and PostgreSQL
@@ -84,8 +84,12 @@ fresh_copy() { # url -> url of the copy
 }
 
 run_db() { # label url round
-  local db=$1 url=$2 round=$3 mode token
-  for mode in ${BENCH_MODES:-ceiling off local redis}; do
+  local db=$1 url=$2 round=$3 mode token modes
+  modes=${BENCH_MODES:-ceiling off local redis}
+  # Even rounds run the modes in reverse order: whatever the one before leaves behind (dirty
+  # pages, a checkpoint due, a warmer disk cache) falls on each mode alike.
+  [ $((round % 2)) = 0 ] && modes=$(tr ' ' '\n' <<<"$modes" | tac | tr '\n' ' ')
+  for mode in $modes; do
     if [ "$mode" = ceiling ]; then
       # Stopped after its turn: the next engine's ceiling takes the same port.
       CEILING_DATABASE_URL=$url CEILING_ADDR=127.0.0.1:$CEILING_PORT "$CEILING" >/dev/null 2>&1 &
@@ -146,5 +150,16 @@ for line in open(sys.argv[1]).read().splitlines()[1:]:
 print("\nmedian req/s over rounds")
 for label, values in rows.items():
     print(f"{label:<36} {statistics.median(values):>10,.0f}   ({', '.join(f'{v:,.0f}' for v in values)})")
+# Paired by round: each mode against `off` of the same round, whose minute it shared.
+ratios = []
+for label, values in rows.items():
+    db, mode, scenario = label.split(" ", 2)
+    base = rows.get(f"{db} off {scenario}")
+    if mode not in ("off", "ceiling", "floor") and base and len(base) == len(values):
+        paired = [v / b for v, b in zip(values, base)]
+        ratios.append(f"{label:<36} {statistics.median(paired):>6.3f}   ({', '.join(f'{r:.3f}' for r in paired)})")
+if ratios:
+    print("\nagainst off in the same round: median ratio (per round)")
+    print("\n".join(ratios))
 PY
 echo "results: $OUT"

@@ -25,37 +25,16 @@ use crate::domain::listing::Filters;
 use crate::domain::product::{Description, Product, ProductDraft, Sku};
 use crate::domain::webhook::EventType;
 
-/// The products whose sku (ignoring case) is one of `skus`, by lower-cased sku; `lock` ends the
-/// statement (` FOR UPDATE` in a PostgreSQL write transaction).
-macro_rules! lookup_skus {
-    ($executor:expr, $dialect:expr, $skus:expr, $lock:expr) => {
-        async {
-            let mut found: HashMap<String, Product> = HashMap::new();
-            if $skus.is_empty() {
-                return Ok::<_, StoreError>(found);
-            }
-            let placeholders = (1..=$skus.len())
-                .map(|i| $dialect.placeholder(i))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "SELECT {} FROM products WHERE lower(sku) IN ({placeholders}){}",
-                product_columns!(),
-                $lock
-            );
-            let mut query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql));
-            for sku in $skus {
-                query = query.bind(sku.as_str());
-            }
-            for row in query.fetch_all($executor).await? {
-                let product = Product::try_from(row)?;
-                if let Some(sku) = &product.draft.sku {
-                    found.insert(sku.as_str().to_ascii_lowercase(), product);
-                }
-            }
-            Ok(found)
+/// The products of `rows`, by lower-cased sku.
+fn by_sku(rows: Vec<ProductRow>) -> Result<HashMap<String, Product>, StoreError> {
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let product = Product::try_from(row)?;
+        if let Some(sku) = &product.draft.sku {
+            found.insert(sku.as_str().to_ascii_lowercase(), product);
         }
-    };
+    }
+    Ok(found)
 }
 
 fn lower_skus(rows: &[ImportRow]) -> Vec<String> {
@@ -94,30 +73,56 @@ macro_rules! update_product {
     }};
 }
 
-/// The two bulk statements of an import batch, in each engine's fastest form: one multi-row
-/// `VALUES` on SQLite, arrays bound once and `UNNEST`ed on PostgreSQL (seven parameters
-/// whatever the batch's size, where `VALUES` binds seven per row and plans each of them).
-trait ImportWriter: Send {
-    /// Inserts new products from `drafts` (version 1, created and updated `now`), in order.
+/// The bulk statements of an import batch, in each engine's fastest form: multi-row `VALUES`
+/// and `IN` lists on SQLite; on PostgreSQL arrays bound once (`UNNEST`, `= ANY`), a few
+/// parameters whatever the batch's size, where a list binds one per value and the planner
+/// estimates each of them again for every batch (45 ms for 2,000 skus, against 5 ms for the
+/// generic plan of `= ANY($1)`).
+trait BulkStatements: Send {
+    /// The products whose sku (ignoring case) is one of the lower-cased `skus`, by lower-cased
+    /// sku; `lock` takes their row locks (PostgreSQL, in a write transaction).
+    fn products_by_sku(
+        &mut self,
+        skus: &[String],
+        lock: bool,
+    ) -> impl Future<Output = Result<Vec<ProductRow>, sqlx::Error>> + Send;
+
+    /// Inserts new products from `drafts` (version 1, created and updated `now`), in order, with
+    /// each one's first ledger row (its initial stock, `reason`).
     fn insert_products(
         &mut self,
         drafts: &[ProductDraft],
-        now: Timestamp,
-    ) -> impl Future<Output = Result<Vec<ProductRow>, sqlx::Error>> + Send;
-
-    /// Every new product's first ledger row: `(product id, initial stock)`.
-    fn insert_first_ledger(
-        &mut self,
-        created: &[(i64, i64)],
         reason: &str,
         now: Timestamp,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<ProductRow>, sqlx::Error>> + Send;
 }
 
-impl ImportWriter for sqlx::SqliteConnection {
+impl BulkStatements for sqlx::SqliteConnection {
+    async fn products_by_sku(
+        &mut self,
+        skus: &[String],
+        _lock: bool,
+    ) -> Result<Vec<ProductRow>, sqlx::Error> {
+        if skus.is_empty() {
+            return Ok(Vec::new());
+        }
+        // SQLite's one writer is the lock.
+        let sql = format!(
+            "SELECT {} FROM products WHERE lower(sku) IN ({})",
+            product_columns!(),
+            vec!["?"; skus.len()].join(", ")
+        );
+        let mut query = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql));
+        for sku in skus {
+            query = query.bind(sku.as_str());
+        }
+        query.fetch_all(&mut *self).await
+    }
+
     async fn insert_products(
         &mut self,
         drafts: &[ProductDraft],
+        reason: &str,
         now: Timestamp,
     ) -> Result<Vec<ProductRow>, sqlx::Error> {
         let values = vec!["(?, ?, ?, ?, ?, 1, ?, ?)"; drafts.len()].join(", ");
@@ -137,31 +142,49 @@ impl ImportWriter for sqlx::SqliteConnection {
                 .bind(now)
                 .bind(now);
         }
-        insert.fetch_all(&mut *self).await
-    }
-
-    async fn insert_first_ledger(
-        &mut self,
-        created: &[(i64, i64)],
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<(), sqlx::Error> {
-        let values = vec!["(?, ?, ?, ?, NULL, ?)"; created.len()].join(", ");
+        let inserted = insert.fetch_all(&mut *self).await?;
+        let values = vec!["(?, ?, ?, ?, NULL, ?)"; inserted.len()].join(", ");
         let sql = format!(
             "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) VALUES {values}"
         );
         let mut ledger = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (id, stock) in created {
-            ledger = ledger.bind(*id).bind(*stock).bind(*stock).bind(reason).bind(now);
+        for row in &inserted {
+            let (id, stock) = row.id_and_stock();
+            ledger = ledger.bind(id).bind(stock).bind(stock).bind(reason).bind(now);
         }
-        ledger.execute(&mut *self).await.map(drop)
+        ledger.execute(&mut *self).await?;
+        Ok(inserted)
     }
 }
 
-impl ImportWriter for sqlx::PgConnection {
+impl BulkStatements for sqlx::PgConnection {
+    async fn products_by_sku(&mut self, skus: &[String], lock: bool) -> Result<Vec<ProductRow>, sqlx::Error> {
+        if skus.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = if lock {
+            concat!(
+                "SELECT ",
+                product_columns!(),
+                " FROM products WHERE lower(sku) = ANY($1) FOR UPDATE"
+            )
+        } else {
+            concat!(
+                "SELECT ",
+                product_columns!(),
+                " FROM products WHERE lower(sku) = ANY($1)"
+            )
+        };
+        sqlx::query_as::<_, ProductRow>(sql)
+            .bind(skus)
+            .fetch_all(&mut *self)
+            .await
+    }
+
     async fn insert_products(
         &mut self,
         drafts: &[ProductDraft],
+        reason: &str,
         now: Timestamp,
     ) -> Result<Vec<ProductRow>, sqlx::Error> {
         let skus: Vec<Option<&str>> = drafts.iter().map(|d| d.sku.as_ref().map(Sku::as_str)).collect();
@@ -172,13 +195,20 @@ impl ImportWriter for sqlx::PgConnection {
             .collect();
         let prices: Vec<i64> = drafts.iter().map(|d| d.price.cents()).collect();
         let stocks: Vec<i64> = drafts.iter().map(|d| d.stock.units()).collect();
-        // `WITH ORDINALITY ... ORDER BY`: ids are given in the file's order.
+        // One statement for both tables: the new ids never travel to the client and back.
+        // `WITH ORDINALITY ... ORDER BY n`: ids are given in the file's order (and the answer is
+        // read back in id order).
         sqlx::query_as::<_, ProductRow>(concat!(
-            "INSERT INTO products (sku, name, description, price_cents, stock, version, created_at, updated_at) \
-             SELECT sku, name, description, price_cents, stock, 1, $6, $6 \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]) \
-             WITH ORDINALITY AS t(sku, name, description, price_cents, stock, n) ORDER BY n RETURNING ",
-            product_columns!()
+            "WITH inserted AS (\
+               INSERT INTO products (sku, name, description, price_cents, stock, version, created_at, updated_at) \
+               SELECT sku, name, description, price_cents, stock, 1, $6, $6 \
+               FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]) \
+               WITH ORDINALITY AS t(sku, name, description, price_cents, stock, n) ORDER BY n RETURNING ",
+            product_columns!(),
+            "), ledger AS (\
+               INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) \
+               SELECT id, stock, stock, $7, NULL, $6 FROM inserted) \
+             SELECT * FROM inserted ORDER BY id"
         ))
         .bind(skus)
         .bind(names)
@@ -186,28 +216,9 @@ impl ImportWriter for sqlx::PgConnection {
         .bind(prices)
         .bind(stocks)
         .bind(now)
+        .bind(reason)
         .fetch_all(&mut *self)
         .await
-    }
-
-    async fn insert_first_ledger(
-        &mut self,
-        created: &[(i64, i64)],
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<(), sqlx::Error> {
-        let (ids, stocks): (Vec<i64>, Vec<i64>) = created.iter().copied().unzip();
-        sqlx::query(
-            "INSERT INTO stock_ledger (product_id, delta, stock_after, reason, actor_id, created_at) \
-             SELECT id, stock, stock, $3, NULL, $4 FROM UNNEST($1::int8[], $2::int8[]) AS t(id, stock)",
-        )
-        .bind(ids)
-        .bind(stocks)
-        .bind(reason)
-        .bind(now)
-        .execute(&mut *self)
-        .await
-        .map(drop)
     }
 }
 
@@ -216,8 +227,9 @@ impl Store {
     /// or a validation pass compares with.
     pub async fn products_by_sku(&self, rows: &[ImportRow]) -> Result<HashMap<String, Product>, StoreError> {
         let skus = lower_skus(rows);
-        on_db!(self, |reader, _writer, dialect| {
-            lookup_skus!(reader, dialect, &skus, "").await
+        on_db!(self, |reader, _writer, _dialect| {
+            let mut connection = reader.acquire().await?;
+            by_sku(connection.products_by_sku(&skus, false).await?)
         })
     }
 
@@ -236,8 +248,7 @@ impl Store {
         let reason = format!("import job {}", lease.job_id);
         let skus = lower_skus(rows);
         let result = write_transaction!(self, |tx, dialect| {
-            let mut existing =
-                lookup_skus!(&mut *tx, dialect, &skus, dialect.pick("", " FOR UPDATE")).await?;
+            let mut existing = by_sku(tx.products_by_sku(&skus, true).await?)?;
             let [wants_created, wants_updated] = tx
                 .subscribed([EventType::ProductCreated, EventType::ProductUpdated])
                 .await?;
@@ -279,18 +290,16 @@ impl Store {
                 plans.push(planned);
             }
             if !creates.is_empty() {
-                let inserted = tx.insert_products(&creates, now).await?;
-                let mut created = Vec::with_capacity(inserted.len());
-                let mut events = Vec::new();
-                for row in inserted {
-                    let product = Product::try_from(row)?;
-                    if wants_created && let Some(data) = self.product_event(&product) {
-                        events.push(outbox::render(EventType::ProductCreated, data)?);
+                let inserted = tx.insert_products(&creates, &reason, now).await?;
+                if wants_created {
+                    let mut events = Vec::with_capacity(inserted.len());
+                    for row in inserted {
+                        if let Some(data) = self.product_event(&Product::try_from(row)?) {
+                            events.push(outbox::render(EventType::ProductCreated, data)?);
+                        }
                     }
-                    created.push((product.id, product.draft.stock.units()));
+                    OutboxWriter::insert_events(&mut *tx, &events).await?;
                 }
-                OutboxWriter::insert_events(&mut *tx, &events).await?;
-                tx.insert_first_ledger(&created, &reason, now).await?;
             }
             let (progress, checkpoint) = finish(&plans);
             let cancel = record_progress!(tx, lease, progress, Some(&checkpoint)).await?;

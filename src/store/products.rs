@@ -64,6 +64,11 @@ impl ProductRow {
     pub(crate) fn id(&self) -> i64 {
         self.id
     }
+
+    /// The product's id and stock, as stored.
+    pub(crate) fn id_and_stock(&self) -> (i64, i64) {
+        (self.id, self.stock)
+    }
 }
 
 impl TryFrom<ProductRow> for Product {
