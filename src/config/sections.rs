@@ -79,6 +79,7 @@ pub(super) fn database(
         )?),
         search_parts,
         search_split_min_id: vars.number("TIENDA_SEARCH_SPLIT_MIN_ID", 10_000, 0, i64::MAX as u64)? as i64,
+        sqlite_mmap: true,
     };
     Ok((options, pool))
 }

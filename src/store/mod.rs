@@ -107,6 +107,10 @@ pub struct PoolSettings {
     /// A relevance search is split only when the highest product id reaches this: below it,
     /// scoring every match costs less than the extra statements.
     pub search_split_min_id: i64,
+    /// Reads the SQLite file through a memory map of [`SQLITE_MMAP_SIZE`] (`tienda serve`,
+    /// `tienda worker`); without it, through each connection's own page cache (the bulk
+    /// commands, whose reads are few: what they map would count in their resident memory).
+    pub sqlite_mmap: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -176,7 +180,10 @@ impl Store {
                     // copy per page, and one copy of each page shared by every connection instead
                     // of a 2 MiB cache each. A search that scores 10,000 matches touches ~7,000
                     // pages of the FTS size table; through read() that was a third of its time.
-                    .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string());
+                    .pragma(
+                        "mmap_size",
+                        if settings.sqlite_mmap { SQLITE_MMAP_SIZE } else { 0 }.to_string(),
+                    );
                 // No ping before lending a connection (sqlx's default): a connection to a local
                 // file cannot go stale the way a network one can, and the ping is a round trip
                 // to the connection's worker thread on every acquire, about a sixth of the CPU a

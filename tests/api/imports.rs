@@ -99,6 +99,24 @@ both_backends! {
         assert_eq!(duplicate_skus(&app).await, 0);
     }
 
+    async fn the_validation_pass_knows_the_skus_earlier_in_the_file_ignoring_case(app) with FAST => {
+        let csv = format!("{HEADER}B-1,New,,1.00,1\nC-1,Other,,1.00,1\nb-1,Dup in file,,1.00,1\n");
+        let job = import_and_wait(&app, "?mode=create&on_error=abort", &csv).await;
+        assert_eq!(job["status"], "failed", "{job}");
+        assert_eq!(job["result"]["errors"][0]["line"], 4);
+        assert_eq!(job["result"]["errors"][0]["code"], "taken");
+        assert_eq!(app.product_count().await, 0);
+        let csv = format!("{HEADER}X-1,Same,,1.00,1\nX-1,Same,,1.00,1\nX-1,Changed,,1.00,1\nY-1,Other,,1.00,1\n");
+        let job = import_and_wait(&app, "?dry_run=true", &csv).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let counts: Vec<u64> = ["created", "unchanged", "updated"]
+            .iter()
+            .map(|k| job["result"][*k].as_u64().unwrap())
+            .collect();
+        assert_eq!(counts, [2, 1, 1], "{job}");
+        assert_eq!(app.product_count().await, 0);
+    }
+
     async fn json_lines_rows_follow_the_product_rules_with_their_line_numbers(app) with FAST => {
         let body = "{\"sku\":\"J-1\",\"name\":\"Json\",\"price\":19.99,\"stock\":2}\n{\"sku\":\"J-2\",\"name\":\"X\",\"price\":\"1.00\",\"stock\":1,\"colour\":\"red\"}\n";
         let response = post_import(&app, "?format=jsonl&on_error=skip", "application/x-ndjson", body).await;
