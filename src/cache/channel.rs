@@ -6,12 +6,12 @@
 //! been missed: the instance stops serving from its cache at once, and serves from it again only
 //! after it has resubscribed and emptied it.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, oneshot};
 
 use super::{Inner, ProductChange};
 use crate::metrics;
@@ -30,6 +30,10 @@ const PUBLISH_WAIT: Duration = Duration::from_millis(250);
 /// one; past the time to live nothing it names is left anyway).
 const RETRY_FOR: Duration = Duration::from_secs(60);
 
+/// The most product ids one message names; a merged change past it is sent as "everything"
+/// (the others empty their caches: the safe reading, and a message that stays small).
+const MAX_IDS: usize = 1_000;
+
 /// The Redis side of one instance's cache; cheap to clone.
 #[derive(Clone)]
 pub(super) struct Channel {
@@ -38,6 +42,20 @@ pub(super) struct Channel {
     instance: Arc<str>,
     /// Connected on first use, then reconnecting by itself.
     publisher: Arc<OnceCell<ConnectionManager>>,
+    /// What the next PUBLISH carries, and the writes waiting for it.
+    outbox: Arc<Mutex<Outbox>>,
+}
+
+/// The changes committed since the PUBLISH in flight left, merged into one, like a group
+/// commit: while one message is on its way, the writes that commit meanwhile wait for the next,
+/// which names all of them. Under load that is one round trip to Redis, and one message for
+/// every other instance (and back to this one) to handle, for many writes instead of one each.
+#[derive(Default)]
+struct Outbox {
+    change: Option<ProductChange>,
+    waiting: Vec<oneshot::Sender<()>>,
+    /// A task is publishing (and will take what is here next).
+    flushing: bool,
 }
 
 impl Channel {
@@ -46,28 +64,65 @@ impl Channel {
             client: redis::Client::open(url)?,
             instance: uuid::Uuid::new_v4().simple().to_string().into(),
             publisher: Arc::new(OnceCell::new()),
+            outbox: Arc::new(Mutex::new(Outbox::default())),
         })
     }
 
-    /// Publishes `change` for the other instances; when Redis does not answer, logs it and
-    /// keeps trying in the background, never failing the write.
-    pub(super) async fn publish(&self, change: &ProductChange) {
-        let message = encode(&self.instance, change);
-        if let Err(error) = self.try_publish(&message).await {
-            tracing::warn!(%error, "cannot publish a cache invalidation; retrying in the background");
-            let channel = self.clone();
-            tokio::spawn(async move {
-                let started = tokio::time::Instant::now();
-                let mut wait = Duration::from_millis(100);
-                while started.elapsed() < RETRY_FOR {
-                    tokio::time::sleep(wait).await;
-                    if channel.try_publish(&message).await.is_ok() {
-                        tracing::info!("cache invalidation published after a retry");
-                        return;
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(2));
-                }
-            });
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        // The lock guards plain data and no code panics holding it; a poisoned one is still whole.
+        self.outbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes `change` for the other instances and returns once a PUBLISH carrying it was
+    /// answered, or after [`PUBLISH_WAIT`]: when Redis does not answer, it is logged and retried
+    /// in the background, never failing the write.
+    pub(super) async fn publish(&self, change: ProductChange) {
+        let (done, published) = oneshot::channel();
+        let start = {
+            let mut outbox = self.outbox();
+            outbox.change = Some(merge(outbox.change.take(), change));
+            outbox.waiting.push(done);
+            !std::mem::replace(&mut outbox.flushing, true)
+        };
+        if start {
+            tokio::spawn(self.clone().flush());
+        }
+        let _ = tokio::time::timeout(PUBLISH_WAIT, published).await;
+    }
+
+    /// Publishes what the outbox holds until it is empty.
+    async fn flush(self) {
+        loop {
+            let (change, waiting) = {
+                let mut outbox = self.outbox();
+                let Some(change) = outbox.change.take() else {
+                    outbox.flushing = false;
+                    return;
+                };
+                (change, std::mem::take(&mut outbox.waiting))
+            };
+            let message = encode(&self.instance, &change);
+            if let Err(error) = self.try_publish(&message).await {
+                tracing::warn!(%error, "cannot publish a cache invalidation; retrying in the background");
+                let channel = self.clone();
+                tokio::spawn(async move { channel.retry(message).await });
+            }
+            for done in waiting {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    async fn retry(&self, message: String) {
+        let started = tokio::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        while started.elapsed() < RETRY_FOR {
+            tokio::time::sleep(wait).await;
+            if self.try_publish(&message).await.is_ok() {
+                tracing::info!("cache invalidation published after a retry");
+                return;
+            }
+            wait = (wait * 2).min(Duration::from_secs(2));
         }
     }
 
@@ -100,8 +155,26 @@ impl Channel {
     }
 }
 
+/// `pending` and `change` as one change.
+pub(super) fn merge(pending: Option<ProductChange>, change: ProductChange) -> ProductChange {
+    match (pending, change) {
+        (None, change) => change,
+        (Some(ProductChange::All), _) | (_, ProductChange::All) => ProductChange::All,
+        (Some(ProductChange::Products(mut ids)), ProductChange::Products(more)) => {
+            ids.extend(more);
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() > MAX_IDS {
+                ProductChange::All
+            } else {
+                ProductChange::Products(ids)
+            }
+        }
+    }
+}
+
 /// `<instance> *` or `<instance> <id>,<id>,...`.
-fn encode(instance: &str, change: &ProductChange) -> String {
+pub(super) fn encode(instance: &str, change: &ProductChange) -> String {
     match change {
         ProductChange::All => format!("{instance} *"),
         ProductChange::Products(ids) => {

@@ -314,7 +314,7 @@ impl Cache {
         inner.apply(&change).await;
         metrics::cache_invalidation("local");
         if let Some(channel) = &inner.channel {
-            channel.publish(&change).await;
+            channel.publish(change).await;
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
 
-use super::channel::decode;
+use super::channel::{decode, encode, merge};
 use super::*;
 
 fn local() -> Cache {
@@ -141,4 +141,25 @@ fn messages_of_other_instances_decode_and_own_ones_are_ignored() {
     assert_eq!(decode("you", "me "), Some(ProductChange::Products(Vec::new())));
     assert_eq!(decode("you", "garbage"), Some(ProductChange::All));
     assert_eq!(decode("you", "me 1,x"), Some(ProductChange::All));
+}
+
+#[test]
+fn changes_waiting_for_one_publish_merge_into_one_message_naming_each_product_once() {
+    use ProductChange::{All, Products};
+    let merged = [Products(vec![3, 1]), Products(vec![]), Products(vec![1, 2])]
+        .into_iter()
+        .fold(None, |pending, change| Some(merge(pending, change)));
+    assert_eq!(merged, Some(Products(vec![1, 2, 3])));
+    assert_eq!(
+        decode("you", &encode("me", &Products(vec![1, 2, 3]))),
+        Some(Products(vec![1, 2, 3]))
+    );
+    assert_eq!(merge(Some(Products(vec![1])), All), All);
+    assert_eq!(merge(Some(All), Products(vec![1])), All);
+    let many = merge(Some(Products((0..1_000).collect())), Products(vec![1_000]));
+    assert_eq!(many, All, "past a thousand ids a message says everything");
+    assert_eq!(
+        merge(Some(Products((0..1_000).collect())), Products(vec![5])),
+        Products((0..1_000).collect())
+    );
 }
